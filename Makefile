@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make demo` (set up and run) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test app lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/substantiate demo
+
+app: $(STAMP)
+	$(BIN)/substantiate app
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.parse_pubmed
+	$(BIN)/python -m benchmarks.load_studies
+	$(BIN)/python -m benchmarks.eutils_requests
+	$(BIN)/python -m benchmarks.retrieval --scifact ../shared/datasets/scifact --split train
+
+clean:
+	rm -rf $(VENV) data/*.db data/*.db-* data/cache

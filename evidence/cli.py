@@ -1,0 +1,298 @@
+"""``substantiate``: the command line, a thin shell over ``evidence`` and ``ingest``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from evidence import audit, crud, db, export, pipeline, queries
+from evidence.config import get_settings
+from evidence.errors import SubstantiateError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    name="substantiate",
+    help="Substantiate: a claim-evidence database for health-marketing content.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+ingest_app = typer.Typer(help="Bring articles and PubMed records into the database.",
+                         no_args_is_help=True, rich_markup_mode=None)
+claims_app = typer.Typer(help="Inspect extracted claims.", no_args_is_help=True,
+                         rich_markup_mode=None)
+citations_app = typer.Typer(help="Inspect citations found in articles.", no_args_is_help=True,
+                            rich_markup_mode=None)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True,
+                        rich_markup_mode=None)
+users_app = typer.Typer(help="People who use the reviewer app.", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(claims_app, name="claims")
+app.add_typer(citations_app, name="citations")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+ACTOR = f"cli:{os.environ.get('USER', 'operator')}"
+
+
+def _engine() -> Engine:
+    """The configured engine with the schema created or upgraded."""
+    engine = db.get_engine()
+    db.upgrade(engine)
+    return engine
+
+
+@contextmanager
+def _progress(total: int, label: str, *, enabled: bool = True) -> Iterator[Any]:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=not (enabled and err.is_terminal)) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda *_: bar.advance(task)
+
+
+def _emit_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str, ensure_ascii=False))
+
+
+def _print_frame(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+@app.command()
+def init() -> None:
+    """Create the database, or upgrade it to the newest schema.
+
+    Example: substantiate init
+    """
+    engine = db.get_engine()
+    rev = db.upgrade(engine)
+    out.print(f"database ready at revision {rev}: "
+              f"{engine.url.render_as_string(hide_password=True)}")
+
+
+@ingest_app.command("articles")
+def ingest_articles(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories or http(s) URLs.")],
+    keep_going: Annotated[bool, typer.Option(help="Report bad inputs and carry on.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest articles (.txt, .md, .html files, directories, URLs): text, claims, citations.
+
+    Example: substantiate ingest articles data/articles https://example.org/post.html
+    """
+    engine = _engine()
+    items = pipeline.expand_inputs(inputs)
+    with _progress(len(items), "articles", enabled=not as_json) as tick:
+        summary = pipeline.ingest_articles(engine, items, actor=ACTOR, on_item=tick,
+                                           keep_going=keep_going)
+    if as_json:
+        _emit_json(summary.as_dict())
+        return
+    out.print(f"articles: {summary.new} new, {summary.new_version} new versions, "
+              f"{summary.unchanged} unchanged; {summary.claims} claims, "
+              f"{summary.citations} citations")
+    for e in summary.errors:
+        err.print(f"skipped: {e}")
+
+
+@claims_app.command("list")
+def claims_list(
+    article: Annotated[int | None, typer.Option(help="Only this article id.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this review status.")] = None,
+    flag: Annotated[str | None, typer.Option(help="Only claims with this flag.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List claims with category, check-worthiness, canonical group and flags.
+
+    Example: substantiate claims list --category safety --json
+    """
+    from sqlmodel import Session
+
+    with Session(_engine()) as session:
+        df = queries.claims(session, article_id=article, category=category, status=status,
+                            flag=flag)
+    rows = df.to_dict(orient="records")
+    if as_json:
+        _emit_json(rows)
+        return
+    _print_frame(rows, ["claim_id", "article_id", "category", "checkworthiness",
+                        "canonical_id", "status", "flags", "text"], f"{len(rows)} claims")
+
+
+@citations_app.command("list")
+def citations_list(
+    article: Annotated[int | None, typer.Option(help="Only this article id.")] = None,
+    kind: Annotated[str | None, typer.Option(help="pmid, pmcid, doi or web.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List citations: kind, normalised identifier, status and resolved PMID.
+
+    Example: substantiate citations list --kind web
+    """
+    from sqlmodel import Session
+
+    with Session(_engine()) as session:
+        df = queries.citations(session, article_id=article, kind=kind)
+    rows = df.to_dict(orient="records")
+    if as_json:
+        _emit_json(rows)
+        return
+    _print_frame(rows, ["citation_id", "article_id", "kind", "identifier", "status", "pmid",
+                        "status_reason"], f"{len(rows)} citations")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Recompute the audit hash chain; exit 1 naming the first bad event if it is broken.
+
+    Example: substantiate audit verify
+    """
+    from sqlmodel import Session
+
+    with Session(_engine()) as session:
+        result = audit.verify(session)
+    if as_json:
+        _emit_json(result.__dict__)
+    elif result.ok:
+        out.print(f"audit trail intact: {result.checked} events verified")
+    else:
+        err.print(f"audit trail BROKEN at event {result.first_bad_id}: {result.reason} "
+                  f"({result.checked} events before it verified)")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "csv",
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the audit tables and a manifest with each file's sha256.
+
+    Example: substantiate export --format csv --out exports/
+    """
+    from sqlmodel import Session
+
+    with Session(_engine()) as session:
+        manifest = export.export(session, out_dir=out_dir, fmt=fmt)
+    if as_json:
+        _emit_json(manifest)
+        return
+    for f in manifest["files"]:
+        out.print(f"wrote {out_dir / f['file']}")
+    out.print(f"wrote {out_dir / 'manifest.json'}")
+    if not manifest["audit"]["verified"]:
+        err.print("warning: the audit trail does not verify; see `substantiate audit verify`")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    role: Annotated[str, typer.Option(help="viewer, reviewer, adjudicator or admin.")] = "reviewer",
+    password_env: Annotated[str | None, typer.Option(
+        help="Read the password from this environment variable instead of a prompt.")] = None,
+) -> None:
+    """Add a user; the password comes from a prompt (or --password-env VAR).
+
+    Example: substantiate users add alice --role reviewer
+    """
+    from sqlmodel import Session
+
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise SubstantiateError(f"environment variable {password_env} is empty or unset")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with Session(_engine(), expire_on_commit=False) as session:
+        user = crud.add_user(session=session, username=name, role=role, password=password,
+                             actor=ACTOR)
+        session.commit()
+    out.print(f"added {user.username} ({user.role})")
+
+
+@app.command()
+def demo(
+    articles_dir: Annotated[Path | None, typer.Option(
+        help="Folder of articles to ingest (default: <data dir>/articles).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set up the database, ingest data/articles, and print a summary.
+
+    Example: substantiate demo
+    """
+    from sqlmodel import Session
+
+    engine = _engine()
+    if articles_dir is None:
+        articles_dir = get_settings().data_dir / "articles"
+    items = pipeline.expand_inputs([str(articles_dir)])
+    with _progress(len(items), "articles", enabled=not as_json) as tick:
+        run = pipeline.ingest_articles(engine, items, actor=ACTOR, on_item=tick,
+                                       keep_going=True)
+    with Session(engine) as session:
+        summary = pipeline.corpus_summary(session)
+    summary["ingest"] = run.as_dict()
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    out.print(f"articles: {summary['articles']} ({run.new} new, {run.new_version} new versions, "
+              f"{run.unchanged} unchanged)")
+    out.print(f"claims: {summary['claims']}")
+    for cat, n in summary["claims_by_category"].items():
+        out.print(f"  {cat}: {n}")
+    out.print("citations:")
+    for kind, by_status in summary["citations_by_kind"].items():
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+        out.print(f"  {kind}: {sum(by_status.values())} ({detail})")
+    for e in run.errors:
+        err.print(f"skipped: {e}")
+
+
+def main() -> None:
+    """Console entry point: domain errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except SubstantiateError as e:
+        err.print(f"error: {e}")
+        sys.exit(1)
+    except SQLAlchemyError as e:
+        first = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        err.print(f"error: database: {first}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Settings: the one place that reads the environment (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NCBI_EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable name and a description.
+
+    README's "Settings" table documents each field; ``tests/test_docs.py`` checks that.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        validation_alias="SUBSTANTIATE_DATA_DIR",
+        description="Folder for the default SQLite database, the article corpus and caches.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description=(
+            "SQLAlchemy URL of the database. Default: a SQLite file "
+            "`<data dir>/substantiate.db`. PostgreSQL: `postgresql+psycopg://user@host/db`."
+        ),
+    )
+    ncbi_email: str = Field(
+        default="substantiate@example.org",
+        validation_alias="NCBI_EMAIL",
+        description="Contact e-mail sent with every E-utilities request (NCBI asks for one).",
+    )
+    ncbi_tool: str = Field(
+        default="substantiate",
+        validation_alias="NCBI_TOOL",
+        description="Tool name sent with every E-utilities request.",
+    )
+    ncbi_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="NCBI_API_KEY",
+        description="Optional NCBI API key: raises the rate limit from 3 to 10 requests/s. "
+        "Never logged or stored.",
+    )
+    eutils_base_url: str = Field(
+        default=NCBI_EUTILS,
+        validation_alias="EUTILS_BASE_URL",
+        description="Base URL of the E-utilities (a mirror or the local test server).",
+    )
+    ncbi_max_wait: float = Field(
+        default=120.0,
+        validation_alias="NCBI_MAX_WAIT",
+        description="Longest total time (seconds) spent retrying one E-utilities request.",
+    )
+    independent_review: bool = Field(
+        default=True,
+        validation_alias="INDEPENDENT_REVIEW",
+        description="Dual independent review: reviewers do not see others' verdicts on a "
+        "claim until they have submitted their own.",
+    )
+    app_port: int = Field(
+        default=8501,
+        validation_alias="SUBSTANTIATE_APP_PORT",
+        description="Port `substantiate app` serves the reviewer app on.",
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force: ``DATABASE_URL`` or the SQLite default."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'substantiate.db').as_posix()}"
+
+    @property
+    def api_key(self) -> str | None:
+        """The NCBI API key as plain text, or ``None``."""
+        return self.ncbi_api_key.get_secret_value() if self.ncbi_api_key else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call re-reads the environment."""
+    get_settings.cache_clear()

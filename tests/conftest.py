@@ -1,0 +1,103 @@
+"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlmodel import Session
+
+from evidence import config, db
+
+PG_ADMIN_URL = os.environ.get(
+    "SUBSTANTIATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_available() -> str | None:
+    try:
+        eng = create_engine(PG_ADMIN_URL)
+        with eng.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as e:  # noqa: BLE001  (any failure means: no server to test against)
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {e.__class__.__name__}"
+
+
+_PG_REASON = _pg_available()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Each test gets its own data dir and no inherited DATABASE_URL / NCBI key."""
+    for var in ("DATABASE_URL", "NCBI_API_KEY", "EUTILS_BASE_URL", "SUBSTANTIATE_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SUBSTANTIATE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    config.reset_settings()
+    db._engines.clear()
+    yield
+    for eng in db._engines.values():
+        eng.dispose()
+    db._engines.clear()
+    config.reset_settings()
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_ADMIN_URL else "?"
+    return f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL for a fresh, empty PostgreSQL schema (dropped afterwards)."""
+    if _PG_REASON:
+        if os.environ.get("CI"):
+            pytest.fail(_PG_REASON)
+        pytest.skip(_PG_REASON)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A URL for a fresh SQLite file."""
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def engine(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An engine on a fresh database with the full schema (both backends)."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    config.reset_settings()
+    eng = db.get_engine()
+    db.create_all(eng)
+    yield eng
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on the fresh database; the test commits what it needs."""
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
