@@ -1,0 +1,161 @@
+"""Writes: article revisions, canonical grouping, optimistic concurrency, users, audit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from evidence import audit, crud
+from evidence.errors import InputError, PermissionDenied, StaleWrite
+from evidence.models import Article, AuditEvent, CanonicalClaim, Citation, Claim
+from ingest.articles import parse_document
+
+TEXT = (
+    "Ketamine Therapy in Springfield\n"
+    "Ketamine can relieve depression symptoms within hours.\n"
+    "Most patients report minimal side effects.\n"
+    "See https://pubmed.ncbi.nlm.nih.gov/12345678/ and https://www.webmd.com/ketamine.\n"
+)
+
+
+def _ingest(session: Session, text: str, source: str = "post.txt") -> crud.ArticleIngestResult:
+    parsed = parse_document(text.encode(), source=source)
+    res = crud.ingest_article(session=session, parsed=parsed, actor="tester")
+    session.commit()
+    return res
+
+
+def test_ingest_stores_exact_claims_citations_and_audit(session: Session) -> None:
+    res = _ingest(session, TEXT)
+    assert res.status == "new" and res.claims >= 2
+    article = res.article
+    for claim in session.exec(select(Claim)).all():
+        assert article.text[claim.start:claim.end] == claim.text
+        assert claim.canonical_id is not None
+    kinds = {c.kind: c for c in session.exec(select(Citation)).all()}
+    assert kinds["pmid"].identifier == "12345678" and kinds["pmid"].status == "pending"
+    assert kinds["web"].status == "not_scholarly"
+    actions = [e.action for e in session.exec(select(AuditEvent)).all()]
+    assert actions.count("article.ingest") == 1
+    assert actions.count("claim.extract") == res.claims
+    assert audit.verify(session).ok
+
+
+def test_same_content_is_noop(session: Session) -> None:
+    _ingest(session, TEXT)
+    n_events = len(session.exec(select(AuditEvent)).all())
+    res = _ingest(session, TEXT)
+    assert res.status == "unchanged"
+    assert len(session.exec(select(Article)).all()) == 1
+    assert len(session.exec(select(AuditEvent)).all()) == n_events
+
+
+def test_changed_content_is_new_revision_and_old_claims_stay(session: Session) -> None:
+    first = _ingest(session, TEXT)
+    old_claims = {c.id: c.text for c in session.exec(select(Claim)).all()}
+    second = _ingest(session, TEXT + "Ketamine is FDA approved for treatment-resistant "
+                                     "depression as a nasal spray.\n")
+    assert second.status == "new_version"
+    assert second.article.previous_id == first.article.id
+    assert second.article.revision == 2
+    session.expire_all()
+    old = session.get(Article, first.article.id)
+    assert old is not None and old.is_current is False and old.version == 2
+    # The earlier revision's claims are untouched (same ids, same text).
+    for cid, text in old_claims.items():
+        c = session.get(Claim, cid)
+        assert c is not None and c.text == text and c.article_id == first.article.id
+    # Repeated claims across revisions share canonical claims.
+    new_claims = session.exec(select(Claim).where(Claim.article_id == second.article.id)).all()
+    old_canon = {session.get(Claim, cid).canonical_id for cid in old_claims}  # type: ignore[union-attr]
+    assert sum(1 for c in new_claims if c.canonical_id in old_canon) >= len(old_claims)
+
+
+def test_repeated_claim_across_articles_is_one_canonical(session: Session) -> None:
+    _ingest(session, "Clinic A\nKetamine provides relief from depression within hours.\n",
+            source="a.txt")
+    _ingest(session, "Clinic B\nMany patients feel relief from depression within hours of "
+                     "ketamine.\n", source="b.txt")
+    claims = session.exec(select(Claim).where(Claim.category == "onset")).all()
+    assert len(claims) == 2
+    assert claims[0].canonical_id == claims[1].canonical_id
+    assert all(c.canonical_score is not None and c.canonical_score >= crud.CANONICAL_THRESHOLD
+               for c in claims)
+
+
+def test_regroup_is_versioned_and_audited(session: Session) -> None:
+    _ingest(session, TEXT)
+    claim = session.exec(select(Claim).order_by(col(Claim.id))).first()
+    assert claim is not None and claim.id is not None
+    moved = crud.regroup_claim(session=session, claim_id=claim.id, canonical_id=None,
+                               expected_version=claim.version, actor="lead",
+                               new_statement="ketamine relieves depression")
+    session.commit()
+    assert moved.version == 2
+    cc = session.get(CanonicalClaim, moved.canonical_id)
+    assert cc is not None and cc.statement == "ketamine relieves depression"
+    ev = session.exec(select(AuditEvent).where(AuditEvent.action == "claim.regroup")).one()
+    assert ev.actor == "lead" and ev.before["canonical_id"] != ev.after["canonical_id"]
+    with pytest.raises(StaleWrite, match="changed by someone else"):
+        crud.regroup_claim(session=session, claim_id=claim.id, canonical_id=None,
+                           expected_version=1, actor="other")
+
+
+def test_stale_write_is_refused_and_shows_current(session: Session) -> None:
+    _ingest(session, TEXT)
+    claim = session.exec(select(Claim)).first()
+    assert claim is not None and claim.id is not None
+    crud.edit_claim(session=session, claim_id=claim.id, expected_version=1, actor="alice",
+                    category="safety")
+    session.commit()
+    with pytest.raises(StaleWrite) as exc:
+        crud.edit_claim(session=session, claim_id=claim.id, expected_version=1, actor="bob",
+                        category="efficacy")
+    assert exc.value.current["category"] == "safety"
+    session.rollback()
+    assert session.get(Claim, claim.id).category == "safety"  # type: ignore[union-attr]
+
+
+def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(10):
+                with Session(engine) as s:
+                    audit.record(s, actor=f"w{n}", action="t", entity="x", entity_id=i)
+                    s.commit()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with Session(engine) as s:
+        result = audit.verify(s)
+    assert result.ok and result.checked == 40
+
+
+def test_users_and_roles(session: Session) -> None:
+    admin = crud.add_user(session=session, username="root", role="admin", password="pw-admin")
+    viewer = crud.add_user(session=session, username="val", role="viewer", password="pw-val")
+    session.commit()
+    assert crud.authenticate(session=session, username="val", password="pw-val") == viewer
+    assert crud.authenticate(session=session, username="val", password="nope") is None
+    assert viewer.password_hash and viewer.password_hash.startswith("$argon2")
+    with pytest.raises(PermissionDenied, match="val is a viewer"):
+        crud.set_user_role(session=session, user_id=admin.id, role="viewer",  # type: ignore[arg-type]
+                           expected_version=admin.version, actor=viewer)
+    updated = crud.set_user_role(session=session, user_id=viewer.id,  # type: ignore[arg-type]
+                                 role="reviewer", expected_version=viewer.version, actor=admin)
+    assert updated.role == "reviewer"
+    ev = session.exec(select(AuditEvent).where(AuditEvent.action == "user.role")).one()
+    assert "password_hash" not in (ev.after or {})
+    with pytest.raises(InputError, match="unknown role"):
+        crud.add_user(session=session, username="x", role="boss", password="p")
