@@ -42,11 +42,14 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
                         rich_markup_mode=None)
 users_app = typer.Typer(help="People who use the reviewer app.", no_args_is_help=True,
                         rich_markup_mode=None)
+studies_app = typer.Typer(help="Inspect stored PubMed studies.", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(claims_app, name="claims")
 app.add_typer(citations_app, name="citations")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.add_typer(studies_app, name="studies")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 ACTOR = f"cli:{os.environ.get('USER', 'operator')}"
@@ -119,6 +122,156 @@ def ingest_articles(
               f"{summary.citations} citations")
     for e in summary.errors:
         err.print(f"skipped: {e}")
+
+
+@ingest_app.command("pubmed")
+def ingest_pubmed(
+    pmid: Annotated[list[str] | None, typer.Option("--pmid", help="Fetch this PMID (repeat).")
+                    ] = None,
+    query: Annotated[str | None, typer.Option(help="Run this PubMed search, fetch the hits.")
+                     ] = None,
+    max_results: Annotated[int, typer.Option("--max", help="Hits to fetch for --query.")] = 20,
+    refresh: Annotated[bool, typer.Option(help="Fetch again even what is stored.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resolve pending citations to PMIDs and fetch their PubMed records (or --pmid / --query).
+
+    Example: substantiate ingest pubmed --query "ketamine depression" --max 50
+    """
+    from ingest import pubmed
+
+    engine = _engine()
+    client = pubmed.make_client()
+    with _progress(len(pmid or []) or max_results, "records", enabled=not as_json) as tick:
+        summary = pubmed.ingest_pubmed(engine, client, pmids=pmid or [], query=query,
+                                       max_results=max_results, refresh=refresh, actor=ACTOR,
+                                       on_batch=tick)
+    if as_json:
+        _emit_json(summary.as_dict())
+    else:
+        f = summary.fetched
+        out.print(f"studies: {f.inserted} new, {f.updated} updated, {f.unchanged} unchanged, "
+                  f"{summary.from_cache} already stored; {len(summary.missing)} not in PubMed")
+        if summary.resolved:
+            out.print("citations: " + ", ".join(f"{n} {s}" for s, n in
+                                                sorted(summary.resolved.items())))
+        for p in summary.problems:
+            err.print(f"problem: {p}")
+    if summary.problems:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("medline")
+def ingest_medline(
+    files: Annotated[list[Path], typer.Argument(help="PubMed baseline/update XML (.xml, .gz).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load PubMed baseline / update files offline (streaming, idempotent, deletes applied).
+
+    Example: substantiate ingest medline pubmed25n0001.xml.gz pubmed25n1275.xml.gz
+    """
+    from ingest.medline import load_medline_files
+
+    engine = _engine()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=as_json or not err.is_terminal) as bar:
+        task = bar.add_task("records", total=None)
+        summary = load_medline_files(engine, files, actor=ACTOR,
+                                     on_records=lambda n: bar.advance(task, n))
+    if as_json:
+        _emit_json({"files": summary.files, "total": summary.total.as_dict()})
+        return
+    for f in summary.files:
+        out.print(f"{f['file']}: {f['inserted']} new, {f['updated']} updated, "
+                  f"{f['unchanged']} unchanged, {f['deleted']} deleted")
+
+
+@studies_app.command("list")
+def studies_list(as_json: JsonOpt = False) -> None:
+    """List stored studies: PMID, title, journal, year, DOI, PMCID, types, MeSH, flags.
+
+    Example: substantiate studies list --json
+    """
+    from sqlmodel import Session
+
+    with Session(_engine()) as session:
+        df = queries.studies(session)
+    rows = df.drop(columns=["study_id"]).to_dict(orient="records")
+    if as_json:
+        _emit_json(rows)
+        return
+    _print_frame(rows, ["pmid", "year", "design", "evidence_level", "retracted", "journal",
+                        "title"], f"{len(rows)} studies")
+
+
+@app.command("link")
+def link_cmd(
+    discover: Annotated[bool, typer.Option(
+        help="Also search PubMed per canonical claim and fetch the top hits.")] = False,
+    per_claim: Annotated[int, typer.Option(help="PubMed hits fetched per canonical claim.")
+                         ] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Link claims to studies (cited, local BM25, PubMed discovery); flag citation fit.
+
+    Example: substantiate link --discover
+    """
+    from sqlmodel import Session
+
+    from evidence import linking
+
+    engine = _engine()
+    discoverer = None
+    if discover:
+        from ingest import pubmed
+
+        discoverer = pubmed.discoverer(engine, pubmed.make_client(), per_claim=per_claim,
+                                       actor=ACTOR)
+    with Session(engine) as session:
+        n_claims = len(queries.claims(session))
+    with _progress(n_claims, "claims", enabled=not as_json) as tick:
+        summary = linking.link_all(engine, discover=discoverer, actor=ACTOR, on_claim=tick)
+    if as_json:
+        _emit_json(summary.as_dict())
+        return
+    _print_link_summary(summary)
+
+
+def _print_link_summary(summary: Any) -> None:
+    out.print(f"links: {summary.links_created} new, {summary.links_updated} updated, "
+              f"{summary.links_removed} removed")
+    for a in summary.articles:
+        misfit = ""
+        if a.cited_not_addressing:
+            misfit = "; cited but addressing no claim: PMID " + ", ".join(a.cited_not_addressing)
+        out.print(f"  {Path(a.source).name}: {a.claims} claims — "
+                  f"{a.with_fitting_citation} with fitting cited evidence, "
+                  f"{a.only_discovered} with only discovered evidence, "
+                  f"{a.no_evidence} with none{misfit}")
+    for p in summary.problems:
+        err.print(f"problem: {p}")
+
+
+@app.command("app")
+def app_cmd(
+    port: Annotated[int | None, typer.Option(help="Port (default: SUBSTANTIATE_APP_PORT).")
+                    ] = None,
+) -> None:
+    """Start the reviewer app (Streamlit) on 127.0.0.1.
+
+    Example: substantiate app --port 8501
+    """
+    import subprocess
+
+    _engine()
+    script = Path(__file__).resolve().parent.parent / "app.py"
+    if not script.is_file():
+        raise SubstantiateError(f"the app script is missing: {script}")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address",
+           "127.0.0.1", "--server.port", str(port or get_settings().app_port),
+           "--browser.gatherUsageStats", "false"]
+    raise typer.Exit(subprocess.call(cmd))
 
 
 @claims_app.command("list")

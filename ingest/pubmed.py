@@ -309,3 +309,22 @@ def unresolved_citations(session: Session) -> list[Citation]:
 
 __all__ = ["PubmedSummary", "fetch_studies", "ingest_pubmed", "make_client",
            "resolve_citations", "save_response", "search_pmids"]
+
+
+def discoverer(
+    engine: Engine, client: EntrezClient, *, per_claim: int = 5, actor: str = "system",
+) -> Callable[[str, str], list[str]]:
+    """A discovery function for ``evidence.linking.link_all``: search, fetch, store.
+
+    Returns a callable taking (PubMed query, canonical statement) and returning the PMIDs
+    of the top ``per_claim`` hits, fetched and stored (or already stored).
+    """
+
+    def discover(query: str, statement: str) -> list[str]:
+        del statement  # the query already carries the claim's terms
+        pmids = search_pmids(engine, client, query, max_results=per_claim)
+        if pmids:
+            fetch_studies(engine, client, pmids, actor=actor)
+        return pmids
+
+    return discover
