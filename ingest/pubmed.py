@@ -204,10 +204,10 @@ def fetch_studies(
                 rec = save_response(session, raw)
                 batch_stats = upsert_studies(session, items, raw_record_id=rec.id, actor=actor)
             stats.add(batch_stats)
+            client.drain_responses()  # this efetch body is stored above, with its studies
             seen.update(i.pmid for i in items if isinstance(i, PubmedRecord))
             if on_batch:
                 on_batch(raw.id_count or len(items))
-        client.drain_responses()  # efetch bodies are stored above, with their studies
     missing = [p for p in todo if p not in seen]
     return stats, missing, len(cached)
 

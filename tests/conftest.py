@@ -13,6 +13,8 @@ from sqlmodel import Session
 
 from evidence import config, db
 
+pytest_plugins = ["tests.fixtures_eutils"]
+
 PG_ADMIN_URL = os.environ.get(
     "SUBSTANTIATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -1,0 +1,259 @@
+"""PubMed ingestion end to end: real HTTP to the fake E-utilities server, real databases."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from evidence import audit, cli, db
+from evidence.models import AuditEvent, Citation, RawRecord, Study
+from ingest import pubmed
+from ingest.load import raw_body
+from ingest.medline import load_medline_files
+from tests.fake_eutils import Fault, FakeEutils
+from tests.pubmed_records import (
+    EATING_DISORDER_REVIEW,
+    ESKETAMINE_SPRAY,
+    IV_KETAMINE_RCT,
+    article_set,
+    article_xml,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _serve_seed_studies(server: FakeEutils) -> None:
+    for rec in (IV_KETAMINE_RCT, EATING_DISORDER_REVIEW, ESKETAMINE_SPRAY):
+        server.add_record(str(rec["pmid"]), article_xml(**rec))  # type: ignore[arg-type]
+    server.add_doi("10.1186/s40337-022-00588-9", str(EATING_DISORDER_REVIEW["pmid"]))
+    server.add_pmcid("PMC6767816", str(ESKETAMINE_SPRAY["pmid"]))
+
+
+def _client(server: FakeEutils, **kw: object) -> pubmed.EntrezClient:
+    return pubmed.EntrezClient("test@example.org", base_url=server.url, max_wait=5.0,
+                               backoff_base=0.05, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> Engine:
+    """A database holding the five seed articles."""
+    from evidence import pipeline
+
+    pipeline.ingest_articles(engine, [str(ROOT / "data" / "articles")])
+    return engine
+
+
+def test_resolves_and_fetches_seed_citations(seeded: Engine, fake_eutils: FakeEutils) -> None:
+    _serve_seed_studies(fake_eutils)
+    summary = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    assert summary.problems == []
+    assert summary.resolved == {"resolved": 4}
+    assert summary.fetched.inserted == 3  # the DOI resolves to one of the cited PMIDs
+    with Session(seeded) as s:
+        cites = {c.identifier: c for c in s.exec(select(Citation)).all()}
+        assert cites["10.1186/s40337-022-00588-9"].pmid == EATING_DISORDER_REVIEW["pmid"]
+        assert cites["PMC6767816"].pmid == ESKETAMINE_SPRAY["pmid"]
+        assert all(c.status == "resolved" for c in cites.values() if c.kind != "web")
+        study = s.exec(select(Study).where(Study.pmid == IV_KETAMINE_RCT["pmid"])).one()
+        assert study.design == "rct" and study.evidence_level == "1b"
+        raw = s.get(RawRecord, study.raw_record_id)
+        assert raw is not None and raw.utility == "efetch"
+        assert IV_KETAMINE_RCT["pmid"].encode() in raw_body(raw)  # type: ignore[union-attr]
+        # Every response is stored: the resolution requests too.
+        utilities = {r.utility for r in s.exec(select(RawRecord)).all()}
+        assert {"efetch", "esearch", "elink"} <= utilities
+        assert audit.verify(s).ok
+
+
+def test_rerun_serves_from_database_and_refresh_refetches(
+    seeded: Engine, fake_eutils: FakeEutils
+) -> None:
+    _serve_seed_studies(fake_eutils)
+    pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    fake_eutils.clear_log()
+    again = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    assert fake_eutils.requests == []
+    assert again.from_cache == 3 and again.fetched.inserted == 0
+    pubmed.ingest_pubmed(seeded, _client(fake_eutils), pmids=[str(IV_KETAMINE_RCT["pmid"])],
+                         refresh=True)
+    assert [r.utility for r in fake_eutils.requests] == ["efetch"]
+
+
+def test_newer_version_of_record_updates_study_and_is_audited(
+    engine: Engine, fake_eutils: FakeEutils
+) -> None:
+    pmid = str(IV_KETAMINE_RCT["pmid"])
+    fake_eutils.add_record(pmid, article_xml(**IV_KETAMINE_RCT))  # type: ignore[arg-type]
+    pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid])
+    changed = dict(IV_KETAMINE_RCT, publication_types=("Journal Article",
+                                                       "Retracted Publication"))
+    fake_eutils.add_record(pmid, article_xml(**changed))  # type: ignore[arg-type]
+    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid], refresh=True)
+    assert summary.fetched.updated == 1
+    with Session(engine) as s:
+        study = s.exec(select(Study).where(Study.pmid == pmid)).one()
+        assert study.is_retracted and study.version == 2
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "study.update")).one()
+        assert ev.before["is_retracted"] is False and ev.after["is_retracted"] is True
+    # Same content once more: nothing changes.
+    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid], refresh=True)
+    assert summary.fetched.unchanged == 1 and summary.fetched.updated == 0
+
+
+def test_truncated_response_stores_nothing(engine: Engine, fake_eutils: FakeEutils) -> None:
+    pmids = [str(40000000 + i) for i in range(30)]
+    fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))
+    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
+    assert len(summary.problems) == 1 and "PubmedArticleSet" in summary.problems[0]
+    with Session(engine) as s:
+        assert s.exec(select(Study)).all() == []
+        assert s.exec(select(RawRecord).where(RawRecord.utility == "efetch")).all() == []
+    # The next run fetches everything.
+    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
+    assert summary.fetched.inserted == 30 and not summary.problems
+
+
+def test_network_unavailable_marks_citations_with_reason(seeded: Engine) -> None:
+    client = pubmed.EntrezClient("t@example.org", base_url="http://127.0.0.1:9/eutils/",
+                                 max_wait=0.5, max_retries=1, backoff_base=0.01)
+    summary = pubmed.ingest_pubmed(seeded, client)
+    with Session(seeded) as s:
+        doi = s.exec(select(Citation).where(Citation.kind == "doi")).one()
+        assert doi.status == "unavailable"
+        assert (doi.status_reason or "").startswith("network unavailable:")
+    assert summary.problems  # the PMIDs' fetch failed too, and says so
+
+
+def test_missing_pmid_is_not_in_pubmed(seeded: Engine, fake_eutils: FakeEutils) -> None:
+    _serve_seed_studies(fake_eutils)
+    fake_eutils.add_missing(str(IV_KETAMINE_RCT["pmid"]))
+    summary = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    assert summary.missing == [str(IV_KETAMINE_RCT["pmid"])]
+    with Session(seeded) as s:
+        c = s.exec(select(Citation).where(Citation.pmid == IV_KETAMINE_RCT["pmid"])).one()
+        assert c.status == "not_in_pubmed"
+
+
+def test_api_key_never_stored_or_logged(engine: Engine, fake_eutils: FakeEutils,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    key = "SECRETKEY0123456789abcdef0123456789ab"
+    caplog.set_level(logging.DEBUG)
+    client = _client(fake_eutils, api_key=key)
+    pubmed.ingest_pubmed(engine, client, query="ketamine depression", max_results=5)
+    assert any(r.param("api_key") == key for r in fake_eutils.requests)  # it was sent
+    with Session(engine) as s:
+        for raw in s.exec(select(RawRecord)).all():
+            assert key not in raw.url and key not in json.dumps(raw.params)
+        for ev in s.exec(select(AuditEvent)).all():
+            assert key not in json.dumps([ev.before, ev.after])
+    assert key not in caplog.text
+
+
+def test_query_fetches_hits_and_caches_search(engine: Engine, fake_eutils: FakeEutils) -> None:
+    fake_eutils.set_search("ketamine AND depression", ["41000001", "41000002"])
+    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
+                                   max_results=2)
+    assert summary.query_pmids == ["41000001", "41000002"]
+    assert summary.fetched.inserted == 2
+    fake_eutils.clear_log()
+    pubmed.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
+                         max_results=2)
+    assert fake_eutils.requests == []
+
+
+def test_medline_bulk_load_is_idempotent_and_applies_deletes(
+    engine: Engine, tmp_path: Path
+) -> None:
+    base = tmp_path / "base.xml.gz"
+    recs = [article_xml(str(50000000 + i), title=f"Ketamine study {i}") for i in range(25)]
+    base.write_bytes(gzip.compress(article_set(*recs)))
+    first = load_medline_files(engine, [base], batch_size=10)
+    assert first.total.inserted == 25
+    again = load_medline_files(engine, [base], batch_size=10)
+    assert again.total.unchanged == 25 and again.total.inserted == 0
+    update_file = tmp_path / "update.xml"
+    update_file.write_bytes(
+        b'<?xml version="1.0"?><PubmedArticleSet>'
+        + article_xml("50000001", title="Ketamine study 1 (corrected)")
+        + b"<DeleteCitation><PMID Version=\"1\">50000002</PMID>"
+          b"<PMID Version=\"1\">50000003</PMID></DeleteCitation></PubmedArticleSet>")
+    upd = load_medline_files(engine, [update_file])
+    assert (upd.total.updated, upd.total.deleted) == (1, 2)
+    with Session(engine) as s:
+        deleted = s.exec(select(Study.pmid).where(col(Study.deleted))).all()
+        assert sorted(deleted) == ["50000002", "50000003"]
+        raw = s.exec(select(RawRecord).where(RawRecord.source == "medline_file")).first()
+        assert raw is not None and len(raw.sha256) == 64
+        assert audit.verify(s).ok
+
+
+def test_medline_truncated_file_is_a_clear_error(engine: Engine, tmp_path: Path) -> None:
+    from evidence.errors import ParseError
+
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(article_set(article_xml("1", title="x"))[:-40])
+    with pytest.raises(ParseError):
+        load_medline_files(engine, [bad])
+
+
+def test_medline_real_fixtures_load(engine: Engine) -> None:
+    from tests._shared import shared_path
+
+    files = [shared_path("fixtures", "medline", "test_current_medline.xml.gz"),
+             shared_path("fixtures", "medline", "pubmed-29768149.xml")]
+    summary = load_medline_files(engine, files)
+    assert summary.total.inserted == 5
+    with Session(engine) as s:
+        st = s.exec(select(Study).where(Study.pmid == "29768149")).one()
+        assert st.design == "rct"
+        assert "Asthma" in [m["descriptor"] for m in st.mesh]
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+         *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["substantiate", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    c = capsys.readouterr()
+    return code, c.out, c.err
+
+
+def test_cli_ingest_pubmed_and_studies_list(monkeypatch, capsys, tmp_path: Path,
+                                            fake_eutils: FakeEutils) -> None:
+    target = tmp_path / "data" / "articles"
+    shutil.copytree(ROOT / "data" / "articles", target)
+    _serve_seed_studies(fake_eutils)
+    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
+    code, out, err = _cli(monkeypatch, capsys, "ingest", "articles", str(target))
+    assert code == 0, err
+    code, out, err = _cli(monkeypatch, capsys, "ingest", "pubmed", "--json")
+    assert code == 0, err
+    assert json.loads(out)["fetched"]["inserted"] == 3
+    code, out, _ = _cli(monkeypatch, capsys, "studies", "list", "--json")
+    rows = {r["pmid"]: r for r in json.loads(out)}
+    assert rows["35326338"]["design"] == "rct"
+    assert len(rows["35326338"]["raw_sha256"]) == 64
+    out_dir = tmp_path / "exp"
+    code, _, err = _cli(monkeypatch, capsys, "export", "--out", str(out_dir))
+    assert code == 0, err
+    header = (out_dir / "studies.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["pmid", "title", "journal", "year", "doi", "pmcid"]
+    cites = (out_dir / "citations.csv").read_text()
+    assert "35997954" in cites and "resolved" in cites
+
+
+def test_engine_fixture_uses_database(engine: Engine) -> None:
+    # Guard against the suite silently running on one backend only.
+    assert engine.dialect.name in ("sqlite", "postgresql")
+    assert db.schema_is_current(engine)
