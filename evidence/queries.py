@@ -7,13 +7,29 @@ nothing to show.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func
+from sqlalchemy import String, and_, case, cast, func, literal, or_
 from sqlmodel import Session, col, select
 
-from evidence.models import Article, AuditEvent, Citation, Claim, Study
+from evidence import review
+from evidence.config import get_settings
+from evidence.models import (
+    CLAIM_STATUSES,
+    AppUser,
+    Article,
+    Assessment,
+    AuditEvent,
+    CanonicalClaim,
+    Citation,
+    Claim,
+    EvidenceLink,
+    Study,
+    Verdict,
+)
 
 ARTICLE_COLUMNS = ["article_id", "source", "title", "sha256", "content_type", "revision",
                    "previous_id", "is_current", "fetched_at", "n_claims", "n_citations"]
@@ -41,10 +57,10 @@ def articles(session: Session, *, current_only: bool = False) -> pd.DataFrame:
     DataFrame
         Columns ``ARTICLE_COLUMNS``: one row per stored article revision.
     """
-    n_claims = dict(session.exec(  # type: ignore[arg-type]
-        select(Claim.article_id, func.count()).group_by(Claim.article_id)).all())
-    n_cites = dict(session.exec(  # type: ignore[arg-type]
-        select(Citation.article_id, func.count()).group_by(Citation.article_id)).all())
+    n_claims: dict[int | None, int] = dict(session.exec(
+        select(Claim.article_id, func.count()).group_by(col(Claim.article_id))).all())
+    n_cites: dict[int | None, int] = dict(session.exec(
+        select(Citation.article_id, func.count()).group_by(col(Citation.article_id))).all())
     stmt = select(Article).order_by(col(Article.id))
     if current_only:
         stmt = stmt.where(col(Article.is_current))
@@ -205,3 +221,803 @@ def citation_counts(session: Session) -> dict[str, dict[str, int]]:
     ).all():
         out.setdefault(kind, {})[status] = int(n)
     return out
+
+
+# =========================================================================== reviewer app
+#
+# The reads behind the reviewer app's screens. Paging, filtering and joins happen here, in
+# SQL, so a screen only lays out what it is given. Reads that show reviews take the viewing
+# user: under dual independent review they hide other people's verdicts and assessments
+# until the viewer has submitted their own (see ``others_visible``).
+
+QUEUE_COLUMNS = ["claim_id", "article_id", "article_title", "source", "text", "category",
+                 "status", "stage", "flags", "checkworthiness", "priority", "n_links",
+                 "n_reviews", "version"]
+STUDY_LINK_COLUMNS = ["link_id", "study_id", "pmid", "title", "journal", "year", "doi",
+                      "pmcid", "design", "evidence_level", "design_rank", "design_reasons",
+                      "retracted", "expression_of_concern", "erratum", "origin",
+                      "also_found_by", "score", "rank", "indirect", "indirectness",
+                      "explanation", "fits", "abstract", "created_by"]
+REVIEW_VERDICT_COLUMNS = ["verdict_id", "claim_id", "reviewer_id", "reviewer", "kind",
+                          "substantiation", "certainty", "domains", "suggested_certainty",
+                          "rationale", "action", "version", "updated_at"]
+REVIEW_ASSESSMENT_COLUMNS = ["assessment_id", "link_id", "study_id", "pmid", "reviewer_id",
+                             "reviewer", "stance", "relevance", "note", "version",
+                             "updated_at"]
+SIBLING_COLUMNS = ["claim_id", "article_id", "article_title", "source", "text", "status"]
+LINK_COLUMNS = ["link_id", "claim_id", "study_id", "pmid", "origin", "also_found_by", "score",
+                "rank", "indirect", "fits", "indirectness", "explanation", "created_by",
+                "created_at", "version"]
+VERDICT_COLUMNS = ["claim_id", "reviewer", "kind", "substantiation", "certainty", "domains",
+                   "suggested_certainty", "rationale", "action", "version", "updated_at",
+                   "verdict_id", "canonical_claim_id", "suggestion_reasons", "created_at"]
+ASSESSMENT_COLUMNS = ["assessment_id", "link_id", "claim_id", "pmid", "reviewer", "stance",
+                      "relevance", "note", "version", "updated_at", "created_at"]
+ADJUDICATION_COLUMNS = ["claim_id", "article_title", "text", "category", "status", "stage",
+                        "n_reviews", "substantiations", "certainties", "version"]
+USER_COLUMNS = ["user_id", "username", "display_name", "role", "active", "sso", "version"]
+AGREEMENT_COLUMNS = ["reviewer_a", "reviewer_b", "claims", "agreed", "percent_agreement",
+                     "kappa"]
+
+
+def priority_expression() -> Any:
+    """The SQL form of ``review.priority``: check-worthiness x (1 + flag weights).
+
+    ``flags`` is a JSON list; its text form holds each flag as ``"name"`` on both SQLite
+    and PostgreSQL, so a ``LIKE`` finds it without JSON functions the two do not share.
+    """
+    flags_text = cast(col(Claim.flags), String)
+    weight: Any = literal(1.0)
+    for flag, w in review.PRIORITY_FLAG_WEIGHTS.items():
+        weight = weight + case((flags_text.like(f'%"{flag}"%'), w), else_=0.0)
+    return col(Claim.checkworthiness) * weight
+
+
+def _has_any_flag(flags: Sequence[str]) -> Any:
+    flags_text = cast(col(Claim.flags), String)
+    return or_(*(flags_text.like(f'%"{f}"%') for f in flags))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _queue_filters(
+    *,
+    article_id: int | None,
+    category: str | None,
+    status: str | None,
+    flags: Sequence[str],
+    search: str | None,
+    unreviewed_by: int | None,
+    current_only: bool,
+) -> list[Any]:
+    where: list[Any] = []
+    if current_only:
+        where.append(col(Article.is_current))
+    if article_id is not None:
+        where.append(col(Claim.article_id) == article_id)
+    if category:
+        where.append(col(Claim.category) == category)
+    if status:
+        where.append(col(Claim.status) == status)
+    if flags:
+        where.append(_has_any_flag(flags))
+    if search and search.strip():
+        pattern = f"%{_like_escape(search.strip())}%"
+        where.append(or_(col(Claim.text).ilike(pattern, escape="\\"),
+                         col(Article.title).ilike(pattern, escape="\\")))
+    if unreviewed_by is not None:
+        mine = select(Verdict.id).where(col(Verdict.claim_id) == col(Claim.id),
+                                        col(Verdict.reviewer_id) == unreviewed_by,
+                                        col(Verdict.kind) == "review")
+        where.append(~mine.exists())
+    return where
+
+
+def _counts_by_claim(session: Session, column: Any, claim_col: Any, ids: list[int],
+                     *extra: Any) -> dict[int, int]:
+    if not ids:
+        return {}
+    out: dict[int, int] = {}
+    for chunk in _chunks(ids):
+        stmt = select(claim_col, func.count(column)).where(claim_col.in_(chunk), *extra)
+        for cid, n in session.exec(stmt.group_by(claim_col)).all():
+            out[int(cid)] = int(n)
+    return out
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    for i in range(0, len(ids), size):
+        yield list(ids[i:i + size])
+
+
+def claim_queue(
+    session: Session,
+    *,
+    article_id: int | None = None,
+    category: str | None = None,
+    status: str | None = None,
+    flags: Sequence[str] = (),
+    search: str | None = None,
+    unreviewed_by: int | None = None,
+    page: int = 1,
+    page_size: int = 50,
+    current_only: bool = True,
+    required: int | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """One page of the review queue, highest priority first, and the number of matches.
+
+    Parameters
+    ----------
+    article_id, category, status
+        Optional filters (``status`` one of ``CLAIM_STATUSES``).
+    flags
+        Keep claims carrying any of these flags (e.g. ``retracted_evidence``).
+    search
+        Case-insensitive text to find in the claim or its article's title.
+    unreviewed_by
+        A user id: leave out the claims that user has already reviewed.
+    page, page_size
+        1-based page number and rows per page (paged in SQL with LIMIT/OFFSET).
+    current_only
+        Only claims of each article's current revision.
+    required
+        Reviews a claim needs (default ``review.required_reviews()``), for ``stage``.
+
+    Returns
+    -------
+    DataFrame, int
+        Columns ``QUEUE_COLUMNS`` (``priority`` as in ``review.priority``; ``stage`` as in
+        ``review.review_stage``; ``n_reviews`` counts submitted review verdicts), and the
+        total number of claims matching the filters.
+    """
+    required = required if required is not None else review.required_reviews()
+    page = max(1, int(page))
+    page_size = max(1, int(page_size))
+    where = _queue_filters(article_id=article_id, category=category, status=status,
+                           flags=flags, search=search, unreviewed_by=unreviewed_by,
+                           current_only=current_only)
+    joined = and_(col(Claim.article_id) == col(Article.id))
+    total = session.exec(
+        select(func.count()).select_from(Claim).join(Article, joined).where(*where)
+    ).one()
+    prio = priority_expression().label("priority")
+    stmt = (
+        select(Claim, Article.title, Article.source, prio)
+        .join(Article, joined)
+        .where(*where)
+        .order_by(prio.desc(), col(Claim.id))
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    rows = session.exec(stmt).all()
+    ids = [int(c.id) for c, _, _, _ in rows if c.id is not None]
+    n_links = _counts_by_claim(session, EvidenceLink.id, col(EvidenceLink.claim_id), ids)
+    n_reviews = _counts_by_claim(session, Verdict.id, col(Verdict.claim_id), ids,
+                                 col(Verdict.kind) == "review", col(Verdict.submitted))
+    out = []
+    for c, title, source, p in rows:
+        assert c.id is not None
+        nr = n_reviews.get(c.id, 0)
+        out.append({
+            "claim_id": c.id, "article_id": c.article_id, "article_title": title,
+            "source": source, "text": c.text, "category": c.category, "status": c.status,
+            "stage": review.review_stage(c.status, nr, required), "flags": list(c.flags or []),
+            "checkworthiness": c.checkworthiness, "priority": round(float(p), 4),
+            "n_links": n_links.get(c.id, 0), "n_reviews": nr, "version": c.version,
+        })
+    return _frame(out, QUEUE_COLUMNS), int(total)
+
+
+def next_claim_id(
+    session: Session,
+    *,
+    after_claim_id: int,
+    article_id: int | None = None,
+    category: str | None = None,
+    status: str | None = None,
+    flags: Sequence[str] = (),
+    search: str | None = None,
+    unreviewed_by: int | None = None,
+    current_only: bool = True,
+) -> int | None:
+    """The claim after ``after_claim_id`` in the queue's order, under the same filters.
+
+    After the last claim it starts again from the top, so claims skipped earlier come back;
+    ``None`` when no other claim matches (with ``unreviewed_by``: the user has reviewed
+    every claim in the queue).
+    """
+    where = _queue_filters(article_id=article_id, category=category, status=status,
+                           flags=flags, search=search, unreviewed_by=unreviewed_by,
+                           current_only=current_only)
+    where.append(col(Claim.id) != after_claim_id)
+    prio = priority_expression()
+    base = (select(col(Claim.id))
+            .join(Article, col(Claim.article_id) == col(Article.id)).where(*where)
+            .order_by(prio.desc(), col(Claim.id)).limit(1))
+    current = session.exec(select(prio).where(col(Claim.id) == after_claim_id)).first()
+    if current is not None:
+        after = session.exec(base.where(or_(
+            prio < current, and_(prio == current, col(Claim.id) > after_claim_id)))).first()
+        if after is not None:
+            return int(after)
+    first = session.exec(base).first()
+    return int(first) if first is not None else None
+
+
+def paragraph_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The paragraph around ``text[start:end]``: from the line break before to the one after.
+
+    Returns
+    -------
+    tuple of int
+        ``(p_start, p_end)`` with ``p_start <= start`` and ``end <= p_end``; surrounding
+        whitespace is left out.
+    """
+    p_start = text.rfind("\n", 0, start) + 1
+    nl = text.find("\n", end)
+    p_end = len(text) if nl < 0 else nl
+    while p_start < start and text[p_start].isspace():
+        p_start += 1
+    while p_end > end and text[p_end - 1].isspace():
+        p_end -= 1
+    return p_start, p_end
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    """A claim with what the claim screen shows around it.
+
+    ``paragraph`` is the article text around the claim; the claim is
+    ``paragraph[claim_start:claim_end]``.
+    """
+
+    claim_id: int
+    text: str
+    category: str
+    checkworthiness: float
+    status: str
+    flags: list[str]
+    cues: list[str]
+    suggested_certainty: str | None
+    suggestion_reasons: list[str]
+    version: int
+    article_id: int
+    article_title: str
+    article_source: str
+    article_is_current: bool
+    paragraph: str
+    claim_start: int
+    claim_end: int
+    canonical_id: int | None
+    canonical_statement: str | None
+    canonical_score: float | None
+
+
+def claim_context(session: Session, claim_id: int) -> ClaimContext | None:
+    """The claim, its paragraph, article and canonical statement; ``None`` if no such claim."""
+    row = session.exec(
+        select(Claim, Article).join(Article, col(Claim.article_id) == col(Article.id))
+        .where(col(Claim.id) == claim_id)
+    ).first()
+    if row is None:
+        return None
+    claim, article = row
+    assert claim.id is not None and article.id is not None
+    p_start, p_end = paragraph_bounds(article.text, claim.start, claim.end)
+    statement = None
+    if claim.canonical_id is not None:
+        cc = session.get(CanonicalClaim, claim.canonical_id)
+        statement = cc.statement if cc else None
+    return ClaimContext(
+        claim_id=claim.id, text=claim.text, category=claim.category,
+        checkworthiness=claim.checkworthiness, status=claim.status,
+        flags=list(claim.flags or []), cues=list(claim.cues or []),
+        suggested_certainty=claim.suggested_certainty,
+        suggestion_reasons=list(claim.suggestion_reasons or []), version=claim.version,
+        article_id=article.id, article_title=article.title, article_source=article.source,
+        article_is_current=article.is_current, paragraph=article.text[p_start:p_end],
+        claim_start=claim.start - p_start, claim_end=claim.end - p_start,
+        canonical_id=claim.canonical_id, canonical_statement=statement,
+        canonical_score=claim.canonical_score,
+    )
+
+
+def canonical_siblings(session: Session, claim_id: int) -> pd.DataFrame:
+    """The other claims (in current articles) that repeat this claim's canonical claim.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``SIBLING_COLUMNS``, by article.
+    """
+    canonical_id = session.exec(select(Claim.canonical_id).where(col(Claim.id) == claim_id)).first()
+    if canonical_id is None:
+        return _frame([], SIBLING_COLUMNS)
+    stmt = (
+        select(Claim, Article.title, Article.source)
+        .join(Article, col(Claim.article_id) == col(Article.id))
+        .where(col(Claim.canonical_id) == canonical_id, col(Claim.id) != claim_id,
+               col(Article.is_current))
+        .order_by(col(Claim.article_id), col(Claim.start))
+    )
+    rows = [{"claim_id": c.id, "article_id": c.article_id, "article_title": title,
+             "source": source, "text": c.text, "status": c.status}
+            for c, title, source in session.exec(stmt).all()]
+    return _frame(rows, SIBLING_COLUMNS)
+
+
+def claim_studies(session: Session, claim_id: int) -> pd.DataFrame:
+    """The studies linked to a claim, best first (by rank, then score).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``STUDY_LINK_COLUMNS``; ``explanation`` is the link's
+        ``{"sentences": [[start, end, text, score], ...], "terms": [...]}`` (offsets into
+        ``abstract``), ``indirectness`` its indirectness details.
+    """
+    stmt = (
+        select(EvidenceLink, Study)
+        .join(Study, col(EvidenceLink.study_id) == col(Study.id))
+        .where(col(EvidenceLink.claim_id) == claim_id)
+        .order_by(col(EvidenceLink.rank).is_(None), col(EvidenceLink.rank),
+                  col(EvidenceLink.score).desc(), col(EvidenceLink.id))
+    )
+    rows = []
+    for link, s in session.exec(stmt).all():
+        rows.append({
+            "link_id": link.id, "study_id": s.id, "pmid": s.pmid, "title": s.title,
+            "journal": s.journal, "year": s.pub_year, "doi": s.doi, "pmcid": s.pmcid,
+            "design": s.design, "evidence_level": s.evidence_level,
+            "design_rank": s.design_rank, "design_reasons": list(s.design_reasons or []),
+            "retracted": s.is_retracted, "expression_of_concern": s.has_expression_of_concern,
+            "erratum": s.has_erratum, "origin": link.origin,
+            "also_found_by": list(link.also_found_by or []), "score": link.score,
+            "rank": link.rank, "indirect": link.indirect,
+            "indirectness": dict(link.indirectness or {}),
+            "explanation": dict(link.explanation or {}), "fits": link.fits,
+            "abstract": s.abstract, "created_by": link.created_by,
+        })
+    return _frame(rows, STUDY_LINK_COLUMNS)
+
+
+def has_reviewed(session: Session, claim_id: int, user_id: int) -> bool:
+    """Whether the user has submitted a review verdict on the claim."""
+    return session.exec(
+        select(Verdict.id).where(col(Verdict.claim_id) == claim_id,
+                                 col(Verdict.reviewer_id) == user_id,
+                                 col(Verdict.kind) == "review", col(Verdict.submitted))
+    ).first() is not None
+
+
+def others_visible(session: Session, claim_id: int, viewer: AppUser | None, *,
+                   independent: bool | None = None) -> bool:
+    """Whether ``viewer`` may see other people's verdicts and assessments on a claim.
+
+    Without independent review, always. With it (the default setting), only adjudicators
+    and admins, the reviewer who has submitted their own verdict on the claim, and anyone
+    once the claim is final.
+    """
+    if independent is None:
+        independent = get_settings().independent_review
+    if not independent:
+        return True
+    if viewer is None or viewer.id is None:
+        return False
+    if viewer.role in ("adjudicator", "admin"):
+        return True
+    status = session.exec(select(Claim.status).where(col(Claim.id) == claim_id)).first()
+    return status == "final" or has_reviewed(session, claim_id, viewer.id)
+
+
+def claim_verdicts(session: Session, claim_id: int, *, viewer: AppUser | None,
+                   independent: bool | None = None) -> pd.DataFrame:
+    """The verdicts on a claim that ``viewer`` may see (see ``others_visible``).
+
+    The viewer's own verdicts are always included; other people's only when visible.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``REVIEW_VERDICT_COLUMNS``, final verdict first, then reviews by time.
+    """
+    stmt = (
+        select(Verdict, AppUser.username)
+        .join(AppUser, col(Verdict.reviewer_id) == col(AppUser.id))
+        .where(col(Verdict.claim_id) == claim_id)
+        .order_by(col(Verdict.kind) != "final", col(Verdict.created_at), col(Verdict.id))
+    )
+    if not others_visible(session, claim_id, viewer, independent=independent):
+        stmt = stmt.where(col(Verdict.reviewer_id) == (viewer.id if viewer else -1))
+    rows = [
+        {"verdict_id": v.id, "claim_id": v.claim_id, "reviewer_id": v.reviewer_id,
+         "reviewer": name, "kind": v.kind, "substantiation": v.substantiation,
+         "certainty": v.certainty, "domains": dict(v.domains or {}),
+         "suggested_certainty": v.suggested_certainty, "rationale": v.rationale,
+         "action": v.action, "version": v.version, "updated_at": v.updated_at}
+        for v, name in session.exec(stmt).all()
+    ]
+    return _frame(rows, REVIEW_VERDICT_COLUMNS)
+
+
+def claim_assessments(session: Session, claim_id: int, *, viewer: AppUser | None,
+                      independent: bool | None = None) -> pd.DataFrame:
+    """The assessments of a claim's links that ``viewer`` may see (see ``others_visible``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``REVIEW_ASSESSMENT_COLUMNS``.
+    """
+    stmt = (
+        select(Assessment, AppUser.username, EvidenceLink.study_id, Study.pmid)
+        .join(EvidenceLink, col(Assessment.link_id) == col(EvidenceLink.id))
+        .join(Study, col(EvidenceLink.study_id) == col(Study.id))
+        .join(AppUser, col(Assessment.reviewer_id) == col(AppUser.id))
+        .where(col(EvidenceLink.claim_id) == claim_id)
+        .order_by(col(Assessment.link_id), col(Assessment.id))
+    )
+    if not others_visible(session, claim_id, viewer, independent=independent):
+        stmt = stmt.where(col(Assessment.reviewer_id) == (viewer.id if viewer else -1))
+    rows = [
+        {"assessment_id": a.id, "link_id": a.link_id, "study_id": study_id, "pmid": pmid,
+         "reviewer_id": a.reviewer_id, "reviewer": name, "stance": a.stance,
+         "relevance": a.relevance, "note": a.note, "version": a.version,
+         "updated_at": a.updated_at}
+        for a, name, study_id, pmid in session.exec(stmt).all()
+    ]
+    return _frame(rows, REVIEW_ASSESSMENT_COLUMNS)
+
+
+def final_verdict(session: Session, claim_id: int) -> dict[str, Any] | None:
+    """The claim's final verdict as a dict (``REVIEW_VERDICT_COLUMNS``), or ``None``."""
+    row = session.exec(
+        select(Verdict, AppUser.username)
+        .join(AppUser, col(Verdict.reviewer_id) == col(AppUser.id))
+        .where(col(Verdict.claim_id) == claim_id, col(Verdict.kind) == "final")
+        .order_by(col(Verdict.id))
+    ).first()
+    if row is None:
+        return None
+    v, name = row
+    return {"verdict_id": v.id, "claim_id": v.claim_id, "reviewer_id": v.reviewer_id,
+            "reviewer": name, "kind": v.kind, "substantiation": v.substantiation,
+            "certainty": v.certainty, "domains": dict(v.domains or {}),
+            "suggested_certainty": v.suggested_certainty, "rationale": v.rationale,
+            "action": v.action, "version": v.version, "updated_at": v.updated_at}
+
+
+def adjudication_queue(session: Session, *, required: int | None = None) -> pd.DataFrame:
+    """Claims waiting for a final verdict: disagreements first, then agreed reviews.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``ADJUDICATION_COLUMNS``; ``substantiations`` / ``certainties`` list the
+        reviews' values (adjudicators are not blinded).
+    """
+    required = required if required is not None else review.required_reviews()
+    # Few claims wait for adjudication at any time: find them, then load their details.
+    values: dict[int, list[tuple[str, str]]] = {}
+    for cid, s, c in session.exec(
+        select(Verdict.claim_id, Verdict.substantiation, Verdict.certainty)
+        .join(Claim, col(Verdict.claim_id) == col(Claim.id))
+        .where(col(Claim.status).in_(("disagreement", "in_review")),
+               col(Verdict.kind) == "review", col(Verdict.submitted))
+        .order_by(col(Verdict.id))
+    ).all():
+        values.setdefault(cid, []).append((s, c))
+    ids = list(values)
+    found: list[tuple[bool, float, int, dict[str, Any]]] = []
+    for chunk in _chunks(ids):
+        for claim, title in session.exec(
+            select(Claim, Article.title)
+            .join(Article, col(Claim.article_id) == col(Article.id))
+            .where(col(Claim.id).in_(chunk), col(Article.is_current))
+        ).all():
+            assert claim.id is not None
+            n = len(values[claim.id])
+            if claim.status != "disagreement" and n < required:
+                continue
+            found.append((
+                claim.status != "disagreement",
+                -review.priority(claim.checkworthiness, claim.flags or []),
+                claim.id,
+                {"claim_id": claim.id, "article_title": title, "text": claim.text,
+                 "category": claim.category, "status": claim.status,
+                 "stage": review.review_stage(claim.status, n, required), "n_reviews": n,
+                 "substantiations": [s for s, _ in values[claim.id]],
+                 "certainties": [c for _, c in values[claim.id]], "version": claim.version},
+            ))
+    out = [row for *_, row in sorted(found, key=lambda f: f[:3])]
+    return _frame(out, ADJUDICATION_COLUMNS)
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+def status_counts(session: Session) -> pd.DataFrame:
+    """Claims (current articles) per status, every status listed.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``status, claims`` in ``CLAIM_STATUSES`` order.
+    """
+    counts: dict[str, int] = dict(session.exec(
+        select(Claim.status, func.count())
+        .join(Article, col(Claim.article_id) == col(Article.id))
+        .where(col(Article.is_current)).group_by(col(Claim.status))
+    ).all())
+    statuses = list(CLAIM_STATUSES) + sorted(set(counts) - set(CLAIM_STATUSES))
+    return _frame([{"status": s, "claims": int(counts.get(s, 0))} for s in statuses],
+                  ["status", "claims"])
+
+
+OUTCOME_COLUMNS = ["claim_id", "article_id", "article_title", "category", "outcome", "final"]
+
+
+def claim_outcomes(session: Session) -> pd.DataFrame:
+    """Each claim's substantiation so far (current articles).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``OUTCOME_COLUMNS``. ``outcome`` is the final verdict's substantiation
+        (``final`` true); else the reviews' substantiation when they all agree; else
+        ``disputed`` when they do not, or ``unreviewed`` without a review.
+    """
+    claims_ = session.exec(
+        select(Claim.id, Claim.article_id, Article.title, Claim.category)
+        .join(Article, col(Claim.article_id) == col(Article.id))
+        .where(col(Article.is_current)).order_by(col(Claim.id))
+    ).all()
+    finals: dict[int | None, str] = {}
+    reviews: dict[int | None, set[str]] = {}
+    for vid, kind, label in session.exec(
+        select(Verdict.claim_id, Verdict.kind, Verdict.substantiation)
+        .where(col(Verdict.submitted))
+    ).all():
+        if kind == "final":
+            finals[vid] = label
+        else:
+            reviews.setdefault(vid, set()).add(label)
+    rows = []
+    for cid, aid, title, category in claims_:
+        final = cid in finals
+        if final:
+            outcome = finals[cid]
+        elif cid in reviews:
+            outcome = next(iter(reviews[cid])) if len(reviews[cid]) == 1 else "disputed"
+        else:
+            outcome = "unreviewed"
+        rows.append({"claim_id": cid, "article_id": aid, "article_title": title,
+                     "category": category, "outcome": outcome, "final": final})
+    return _frame(rows, OUTCOME_COLUMNS)
+
+
+def outcomes_by(session: Session, by: str) -> pd.DataFrame:
+    """Claims per outcome (see ``claim_outcomes``) and ``by`` (``article_title``/``category``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``[by, "outcome", "claims"]``.
+    """
+    if by not in ("article_title", "category"):
+        raise ValueError(f"outcomes_by: by must be article_title or category, not {by!r}")
+    df = claim_outcomes(session)
+    if df.empty:
+        return _frame([], [by, "outcome", "claims"])
+    out = df.groupby([by, "outcome"]).size().reset_index(name="claims")
+    return out.sort_values([by, "outcome"]).reset_index(drop=True)
+
+
+def evidence_levels(session: Session) -> pd.DataFrame:
+    """Linked studies (distinct, not deleted) per evidence level and design.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``evidence_level, design, studies, links``; unknown values as ``unknown``.
+    """
+    rows = session.exec(
+        select(Study.evidence_level, Study.design,
+               func.count(func.distinct(col(Study.id))), func.count(col(EvidenceLink.id)))
+        .join(EvidenceLink, col(EvidenceLink.study_id) == col(Study.id))
+        .where(col(Study.deleted).is_(False))
+        .group_by(col(Study.evidence_level), col(Study.design))
+    ).all()
+    out = [{"evidence_level": lvl or "unknown", "design": d or "unknown",
+            "studies": int(n), "links": int(nl)} for lvl, d, n, nl in rows]
+    df = _frame(out, ["evidence_level", "design", "studies", "links"])
+    return df.sort_values(["evidence_level", "design"]).reset_index(drop=True)
+
+
+def citation_fit(session: Session) -> pd.DataFrame:
+    """Whether the studies articles cite fit the claims they are linked to, per article.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``article_title, fit, links`` for links of origin ``cited``; ``fit`` is
+        ``fits``, ``does not fit`` or ``not assessed``.
+    """
+    rows = session.exec(
+        select(Article.title, EvidenceLink.fits, func.count())
+        .join(Claim, col(EvidenceLink.claim_id) == col(Claim.id))
+        .join(Article, col(Claim.article_id) == col(Article.id))
+        .where(col(EvidenceLink.origin) == "cited", col(Article.is_current))
+        .group_by(col(Article.title), col(EvidenceLink.fits))
+    ).all()
+    names = {True: "fits", False: "does not fit", None: "not assessed"}
+    out = [{"article_title": t, "fit": names[f], "links": int(n)} for t, f, n in rows]
+    df = _frame(out, ["article_title", "fit", "links"])
+    return df.sort_values(["article_title", "fit"]).reset_index(drop=True)
+
+
+def flag_counts(session: Session) -> pd.DataFrame:
+    """Claims (current articles) carrying each risk flag.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``flag, label, claims`` for every flag in ``review.FLAG_LABELS``.
+    """
+    rows = []
+    for flag, label in review.FLAG_LABELS.items():
+        n = session.exec(
+            select(func.count()).select_from(Claim)
+            .join(Article, col(Claim.article_id) == col(Article.id))
+            .where(col(Article.is_current), _has_any_flag([flag]))
+        ).one()
+        rows.append({"flag": flag, "label": label, "claims": int(n)})
+    return _frame(rows, ["flag", "label", "claims"])
+
+
+def agreement(session: Session) -> pd.DataFrame:
+    """Cohen's kappa on substantiation per reviewer pair, then overall (``review.agreement``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``AGREEMENT_COLUMNS``; the last row is the pooled overall figure with
+        ``reviewer_a`` = ``reviewer_b`` = ``review.OVERALL``. ``kappa`` is ``None`` where
+        it is undefined.
+    """
+    ratings = session.exec(
+        select(Verdict.claim_id, AppUser.username, Verdict.substantiation)
+        .join(AppUser, col(Verdict.reviewer_id) == col(AppUser.id))
+        .where(col(Verdict.kind) == "review", col(Verdict.submitted))
+    ).all()
+    pairs, overall = review.agreement((int(c), u, s) for c, u, s in ratings)
+    rows = [{"reviewer_a": p.reviewer_a, "reviewer_b": p.reviewer_b, "claims": p.claims,
+             "agreed": p.agreed, "percent_agreement": p.percent_agreement, "kappa": p.kappa}
+            for p in [*pairs, overall]]
+    return _frame(rows, AGREEMENT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def links(session: Session) -> pd.DataFrame:
+    """Every evidence link with its study's PMID, origin, score, rank and explanation.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``LINK_COLUMNS``; ``indirectness`` and ``explanation`` are dicts.
+    """
+    stmt = (
+        select(EvidenceLink, Study.pmid)
+        .join(Study, col(EvidenceLink.study_id) == col(Study.id))
+        .order_by(col(EvidenceLink.claim_id), col(EvidenceLink.rank).is_(None),
+                  col(EvidenceLink.rank), col(EvidenceLink.id))
+    )
+    rows = [
+        {"link_id": link.id, "claim_id": link.claim_id, "study_id": link.study_id,
+         "pmid": pmid, "origin": link.origin, "also_found_by": list(link.also_found_by or []),
+         "score": link.score, "rank": link.rank, "indirect": link.indirect, "fits": link.fits,
+         "indirectness": dict(link.indirectness or {}),
+         "explanation": dict(link.explanation or {}), "created_by": link.created_by,
+         "created_at": link.created_at, "version": link.version}
+        for link, pmid in session.exec(stmt).all()
+    ]
+    return _frame(rows, LINK_COLUMNS)
+
+
+def verdicts(session: Session) -> pd.DataFrame:
+    """Every verdict (reviews and finals, unblinded: for exports and analysts).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``VERDICT_COLUMNS``; ``domains`` is a dict of GRADE domain -> rating,
+        ``suggestion_reasons`` a list; ``reviewer`` is the username.
+    """
+    stmt = (
+        select(Verdict, AppUser.username)
+        .join(AppUser, col(Verdict.reviewer_id) == col(AppUser.id))
+        .order_by(col(Verdict.claim_id), col(Verdict.kind), col(Verdict.id))
+    )
+    rows = [
+        {"claim_id": v.claim_id, "reviewer": name, "kind": v.kind,
+         "substantiation": v.substantiation, "certainty": v.certainty,
+         "domains": dict(v.domains or {}), "suggested_certainty": v.suggested_certainty,
+         "rationale": v.rationale, "action": v.action, "version": v.version,
+         "updated_at": v.updated_at, "verdict_id": v.id,
+         "canonical_claim_id": v.canonical_claim_id,
+         "suggestion_reasons": list(v.suggestion_reasons or []), "created_at": v.created_at}
+        for v, name in session.exec(stmt).all()
+    ]
+    return _frame(rows, VERDICT_COLUMNS)
+
+
+def assessments(session: Session) -> pd.DataFrame:
+    """Every assessment (unblinded: for exports and analysts).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``ASSESSMENT_COLUMNS``.
+    """
+    stmt = (
+        select(Assessment, EvidenceLink.claim_id, Study.pmid, AppUser.username)
+        .join(EvidenceLink, col(Assessment.link_id) == col(EvidenceLink.id))
+        .join(Study, col(EvidenceLink.study_id) == col(Study.id))
+        .join(AppUser, col(Assessment.reviewer_id) == col(AppUser.id))
+        .order_by(col(EvidenceLink.claim_id), col(Assessment.link_id), col(Assessment.id))
+    )
+    rows = [
+        {"assessment_id": a.id, "link_id": a.link_id, "claim_id": cid, "pmid": pmid,
+         "reviewer": name, "stance": a.stance, "relevance": a.relevance, "note": a.note,
+         "version": a.version, "updated_at": a.updated_at, "created_at": a.created_at}
+        for a, cid, pmid, name in session.exec(stmt).all()
+    ]
+    return _frame(rows, ASSESSMENT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- users
+
+
+def get_user(session: Session, user_id: int) -> AppUser | None:
+    """The active user with this id, or ``None``."""
+    user = session.get(AppUser, user_id)
+    return user if user is not None and user.active else None
+
+
+def user_for_oidc(session: Session, *, subject: str | None, email: str | None) -> AppUser | None:
+    """The active user a single-sign-on identity maps to, or ``None``.
+
+    Matched by ``oidc_subject`` first, then by username equal to the e-mail address
+    (case-insensitively).
+    """
+    if subject:
+        user = session.exec(select(AppUser).where(col(AppUser.oidc_subject) == subject,
+                                                  col(AppUser.active))).first()
+        if user is not None:
+            return user
+    if email:
+        return session.exec(select(AppUser).where(
+            func.lower(col(AppUser.username)) == email.strip().lower(), col(AppUser.active)
+        )).first()
+    return None
+
+
+def users(session: Session) -> pd.DataFrame:
+    """Every user (no password hashes).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``USER_COLUMNS``; ``sso`` tells whether an SSO subject is bound.
+    """
+    rows = [
+        {"user_id": u.id, "username": u.username, "display_name": u.display_name,
+         "role": u.role, "active": u.active, "sso": u.oidc_subject is not None,
+         "version": u.version}
+        for u in session.exec(select(AppUser).order_by(col(AppUser.username))).all()
+    ]
+    return _frame(rows, USER_COLUMNS)

@@ -18,7 +18,7 @@ from evidence.models import AuditEvent, Citation, RawRecord, Study
 from ingest import pubmed
 from ingest.load import raw_body
 from ingest.medline import load_medline_files
-from tests.fake_eutils import Fault, FakeEutils
+from tests.fake_eutils import FakeEutils, Fault
 from tests.pubmed_records import (
     EATING_DISORDER_REVIEW,
     ESKETAMINE_SPRAY,
