@@ -396,13 +396,19 @@ def users_add(
 def demo(
     articles_dir: Annotated[Path | None, typer.Option(
         help="Folder of articles to ingest (default: <data dir>/articles).")] = None,
+    no_app: Annotated[bool, typer.Option("--no-app", help="Do not start the app at the end.")
+                      ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set up the database, ingest data/articles, and print a summary.
+    """Set up the database, ingest the articles, fetch their PubMed citations, link claims
+    to evidence, print a summary and start the reviewer app.
 
-    Example: substantiate demo
+    Example: substantiate demo --no-app
     """
     from sqlmodel import Session
+
+    from evidence import linking, review
+    from ingest import pubmed
 
     engine = _engine()
     if articles_dir is None:
@@ -411,10 +417,33 @@ def demo(
     with _progress(len(items), "articles", enabled=not as_json) as tick:
         run = pipeline.ingest_articles(engine, items, actor=ACTOR, on_item=tick,
                                        keep_going=True)
+    # PubMed: a quick probe first, so an offline machine says so at once and carries on.
+    client = pubmed.make_client(max_wait=min(get_settings().ncbi_max_wait, 10.0))
+    offline = pubmed.probe(client)
+    fetched: dict[str, Any] = {}
+    not_fetched: list[str] = []
+    if offline:
+        not_fetched = [f"{c.kind}:{c.identifier}" for c in pubmed.mark_unavailable(
+            engine, offline, actor=ACTOR)]
+    else:
+        fetched = pubmed.ingest_pubmed(engine, client, actor=ACTOR).as_dict()
+        with Session(engine) as session:
+            not_fetched = [f"{c.kind}:{c.identifier} ({c.status})"
+                           for c in pubmed.unresolved_citations(session)]
+    with Session(engine) as session:
+        n_claims = len(queries.claims(session))
+    with _progress(n_claims, "linking", enabled=not as_json) as tick:
+        links = linking.link_all(engine, actor=ACTOR, on_claim=tick)
     with Session(engine) as session:
         summary = pipeline.corpus_summary(session)
+        first_admin = review.ensure_first_admin(session)
+        session.commit()
     summary["ingest"] = run.as_dict()
+    summary["pubmed"] = {"offline": offline, "fetched": fetched, "not_fetched": not_fetched}
+    summary["linking"] = links.as_dict()
     if as_json:
+        if first_admin:
+            summary["admin"] = {"username": first_admin[0], "password": first_admin[1]}
         _emit_json(summary)
         return
     out.print(f"database: {engine.url.render_as_string(hide_password=True)}")
@@ -427,8 +456,19 @@ def demo(
     for kind, by_status in summary["citations_by_kind"].items():
         detail = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
         out.print(f"  {kind}: {sum(by_status.values())} ({detail})")
+    if offline:
+        out.print(f"PubMed not reachable, {len(not_fetched)} citations not fetched "
+                  f"({', '.join(not_fetched)}): {offline}")
+    elif not_fetched:
+        out.print(f"{len(not_fetched)} citations not fetched: {', '.join(not_fetched)}")
+    _print_link_summary(links)
     for e in run.errors:
         err.print(f"skipped: {e}")
+    if first_admin:
+        out.print(f"first run: created admin user {first_admin[0]!r} with password "
+                  f"{first_admin[1]!r} (shown once; sign in to the app with it)")
+    if not no_app:
+        app_cmd(port=None)
 
 
 def main() -> None:

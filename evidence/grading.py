@@ -1392,3 +1392,22 @@ def certainty_departs(suggested: str, chosen: str) -> bool:
         if value not in GRADE_LEVELS:
             raise ValueError(f"unknown certainty {value!r}; expected one of {GRADE_LEVELS}")
     return suggested != chosen
+
+
+def named_concepts(text: str) -> dict[str, tuple[str, ...]]:
+    """The conditions, drugs, routes and populations a text names, by lexicon label.
+
+    Parameters
+    ----------
+    text : str
+        Free text (a claim, an article, a title).
+
+    Returns
+    -------
+    dict
+        ``{"condition": labels, "drug": labels, "route": labels, "population": labels}``,
+        each in lexicon order.
+    """
+    lexicons = {"condition": CONDITIONS, "drug": DRUGS, "route": ROUTES,
+                "population": POPULATIONS}
+    return {name: _labels(lex, _in_text(lex, text)) for name, lex in lexicons.items()}

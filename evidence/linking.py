@@ -30,9 +30,10 @@ from evidence.db import session_scope
 from evidence.grading import (
     LinkEvidence,
     assess_indirectness,
+    named_concepts,
     suggest_certainty,
 )
-from evidence.match import Document, Ranker, build_pubmed_query, explain
+from evidence.match import Document, Ranker, build_pubmed_query, explain, tokenize
 from evidence.models import (
     Article,
     Assessment,
@@ -106,22 +107,73 @@ def study_document(study: Study) -> Document:
                     mesh=tuple(_mesh_names(study)))
 
 
-def addresses(claim_text: str, study: Study) -> tuple[bool, dict[str, Any], dict[str, Any]]:
+# Words every health text shares: matching on them alone says nothing about fit.
+GENERIC_WORDS = (
+    "treatment treatments treat therapy therapies patient patients effective effectiveness "
+    "effect effects report reports reported case cases study studies symptom symptoms "
+    "clinical result results people use used help improve improvement outcome outcomes "
+    "option options medical medication medications care health condition conditions "
+    "disorder disorders evidence new provide provides"
+)
+_GENERIC = frozenset(tokenize(GENERIC_WORDS))
+
+
+def claim_context(article_text: str) -> dict[str, tuple[str, ...]]:
+    """What an article is about (conditions, drugs), to read its claims in context."""
+    return named_concepts(article_text)
+
+
+def contextual_claim(claim_text: str, context: dict[str, tuple[str, ...]] | None) -> str:
+    """The claim, plus its article's drugs when the claim names none.
+
+    "It relieves symptoms within hours" in a ketamine article is a claim about ketamine;
+    judging intervention and route needs that. Conditions are not added here: a claim that
+    names no condition is not judged indirect on condition (see ``addresses``).
+    """
+    if not context or named_concepts(claim_text)["drug"] or not context.get("drug"):
+        return claim_text
+    return f"{claim_text} ({'; '.join(context['drug'])})"
+
+
+def _covers(condition: str, study: Study) -> bool:
+    ind = assess_indirectness(condition, study_title=study.title,
+                              study_mesh=_mesh_names(study), study_abstract=study.abstract)
+    return not any(m.dimension == "condition" for m in ind.mismatches)
+
+
+def addresses(
+    claim_text: str, study: Study, *, context: dict[str, tuple[str, ...]] | None = None,
+) -> tuple[bool, dict[str, Any], dict[str, Any]]:
     """Whether a study addresses a claim, with the explanation and indirectness behind it.
+
+    Parameters
+    ----------
+    claim_text
+        The claim.
+    study
+        The study.
+    context
+        The claim's article's conditions and drugs (``claim_context``), used when the
+        claim itself names none.
 
     Returns
     -------
     (fits, explanation, indirectness)
-        ``fits`` is true when at least ``MIN_MATCHED_TERMS`` distinct claim words occur in
-        the study's title/abstract and the study is not about a different condition.
+        ``fits`` is true when at least ``MIN_MATCHED_TERMS`` distinct, specific claim words
+        (not generic ones like "treatment") occur in the study's title/abstract, and the
+        study is about at least one condition the claim names — or, for a claim naming no
+        condition, one its article is about. An eating-disorder review cited under an
+        article about depression fits none of its claims.
     """
     exp = explain(claim_text, study.title, study.abstract)
-    ind = assess_indirectness(claim_text, study_title=study.title,
+    ind = assess_indirectness(contextual_claim(claim_text, context), study_title=study.title,
                               study_mesh=_mesh_names(study), study_abstract=study.abstract)
-    condition_mismatch = any(m.dimension == "condition" for m in ind.mismatches)
-    distinct = {t.lower() for t in exp.terms}
-    fits = len(distinct) >= MIN_MATCHED_TERMS and not condition_mismatch
-    explanation = {"sentences": [list(s) for s in exp.sentences], "terms": exp.terms}
+    specific = {stem for t in exp.terms for stem in tokenize(t)} - _GENERIC
+    conditions = named_concepts(claim_text)["condition"] or (context or {}).get("condition", ())
+    on_topic = not conditions or any(_covers(c, study) for c in conditions)
+    fits = len(specific) >= MIN_MATCHED_TERMS and on_topic
+    explanation = {"sentences": [list(s) for s in exp.sentences], "terms": exp.terms,
+                   "specific_terms": sorted(specific), "on_topic": on_topic}
     indirectness = {
         "indirect": ind.indirect,
         "mismatches": [{"dimension": m.dimension, "claim_terms": list(m.claim_terms),
@@ -220,6 +272,7 @@ def _link_article(
 ) -> ArticleFit:
     assert article.id is not None
     fit = ArticleFit(article_id=article.id, source=article.source, cited_studies=len(cited))
+    context = claim_context(article.text)
     with session_scope(engine) as session:
         claims = list(session.exec(select(Claim).where(Claim.article_id == article.id)
                                    .order_by(col(Claim.start))).all())
@@ -241,7 +294,8 @@ def _link_article(
                 for sid in discovered.get(claim.canonical_id, set()):
                     candidates.setdefault(sid, {"origins": set()})["origins"].add("pubmed")
             per_claim_links[claim.id] = _sync_links(
-                session, claim, candidates, scores, studies, cited_fits, summary, actor=actor)
+                session, claim, candidates, scores, studies, cited_fits, summary, actor=actor,
+                context=context)
             if on_claim:
                 on_claim(1)
         not_addressing = [studies[sid].pmid for sid, ok in cited_fits.items() if not ok]
@@ -286,6 +340,7 @@ def _sync_links(
     summary: LinkSummary,
     *,
     actor: str,
+    context: dict[str, tuple[str, ...]],
 ) -> list[EvidenceLink]:
     existing = {ln.study_id: ln for ln in session.exec(
         select(EvidenceLink).where(EvidenceLink.claim_id == claim.id)).all()}
@@ -297,7 +352,7 @@ def _sync_links(
     kept: list[EvidenceLink] = []
     for rank, sid in enumerate(ranked, start=1):
         study = studies[sid]
-        fits, explanation, indirectness = addresses(claim.text, study)
+        fits, explanation, indirectness = addresses(claim.text, study, context=context)
         origins = set(candidates[sid]["origins"])
         link = existing.pop(sid, None)
         if link is not None and link.origin == "manual":

@@ -328,3 +328,27 @@ def discoverer(
         return pmids
 
     return discover
+
+
+def probe(client: EntrezClient) -> str | None:
+    """One cheap request to see whether the E-utilities answer; the reason if they do not."""
+    try:
+        client.esearch("ketamine", retmax=0)
+    except (NCBIUnavailable, NCBIError, ParseError) as e:
+        client.drain_responses()
+        return str(e)
+    client.drain_responses()
+    return None
+
+
+def mark_unavailable(engine: Engine, reason: str, *, actor: str = "system") -> list[Citation]:
+    """Give every unresolved scholarly citation the status ``unavailable`` with ``reason``."""
+    with session_scope(engine) as session:
+        cits = list(session.exec(
+            select(Citation).where(col(Citation.kind).in_(("pmid", "pmcid", "doi")),
+                                   col(Citation.status).in_(RETRYABLE))
+            .order_by(col(Citation.id))).all())
+        for cit in cits:
+            _set_status(session, cit, status="unavailable",
+                        reason=f"network unavailable: {reason}", pmid=cit.pmid, actor=actor)
+    return cits

@@ -28,7 +28,10 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
 
 @pytest.fixture
-def corpus(tmp_path: Path) -> Path:
+def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Offline: E-utilities on a closed port, so the demo reports it and carries on.
+    monkeypatch.setenv("EUTILS_BASE_URL", "http://127.0.0.1:9/eutils/")
+    monkeypatch.setenv("NCBI_MAX_WAIT", "0.5")
     target = tmp_path / "data" / "articles"
     target.mkdir(parents=True)
     for f in SEEDS.glob("*.txt"):
@@ -51,11 +54,26 @@ def test_demo_ingests_corpus_and_prints_counts(monkeypatch, capsys, corpus: Path
     assert summary["claims"] >= 100
     assert summary["citations_by_kind"]["web"]["not_scholarly"] >= 1
     assert {"pmid", "doi", "pmcid"} <= set(summary["citations_by_kind"])
+    assert summary["pubmed"]["offline"]
+    assert sorted(summary["pubmed"]["not_fetched"]) == [
+        "doi:10.1186/s40337-022-00588-9", "pmcid:PMC6767816", "pmid:35326338",
+        "pmid:35997954"]
+    assert summary["admin"]["username"] == "admin" and len(summary["admin"]["password"]) >= 12
     # A second run changes nothing.
     code, out, _ = run(monkeypatch, capsys, "demo", "--json")
     again = json.loads(out)
     assert again["ingest"]["unchanged"] == 5 and again["ingest"]["new"] == 0
     assert again["claims"] == summary["claims"]
+    assert "admin" not in again  # the first admin is created once
+
+
+def test_demo_text_output_says_what_was_not_fetched(monkeypatch, capsys, corpus: Path) -> None:
+    code, out, err = run(monkeypatch, capsys, "demo", "--no-app")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("PubMed not reachable"))
+    assert "4 citations not fetched" in line and "doi:10.1186/s40337-022-00588-9" in line
+    assert "with fitting cited evidence" in out
+    assert "first run: created admin user 'admin'" in out
 
 
 def test_ingest_twice_is_a_noop_and_changed_text_is_a_new_version(
