@@ -1,0 +1,1055 @@
+"""Check-worthy claims in an article: sentence spans, categories, and a claim library key.
+
+Claims are stored as character offsets into the article text, so everything here keeps
+exact offsets: :func:`split_sentences` returns spans, and every
+:class:`ClaimCandidate` satisfies ``text[c.start:c.end] == c.text``.
+
+Extraction is rule-based and deterministic. Each sentence is matched against cue
+lexicons (one family per category in :data:`CATEGORIES`); the cues that fire are kept
+on the candidate, so a reviewer can see why a sentence was taken. Sentences that cannot
+carry a checkable claim are dropped first: headings, questions, calls to action, contact
+details, and statements about the article itself. Generic advice ("consult your
+provider"), predictions and pure promotion ("a beacon of hope") are scored down, so they
+survive only when they also state a checkable fact.
+
+Spans are whole sentences. A sentence that makes two claims ("Unlike SSRIs, which take
+weeks, ketamine works within hours") stays one candidate carrying the cues of both: the
+sentence is what a reviewer reads and grades, and splitting clauses would cut a
+comparison from its subject.
+
+Claims repeated across articles ("relief within hours") are grouped through
+:func:`canonical_statement`, a key form with locations, brands and hedges removed and
+synonyms folded, and :func:`claim_similarity`, a weighted overlap of those keys.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import cast
+
+import Stemmer
+
+__all__ = [
+    "CATEGORIES",
+    "CATEGORY_DESCRIPTIONS",
+    "DEFAULT_GROUP_THRESHOLD",
+    "MIN_CHECKWORTHINESS",
+    "ClaimCandidate",
+    "ClaimGroup",
+    "canonical_statement",
+    "claim_similarity",
+    "extract_claims",
+    "group_claims",
+    "score_sentence",
+    "score_sentences",
+    "split_sentences",
+]
+
+#: What each claim category covers.
+CATEGORY_DESCRIPTIONS: dict[str, str] = {
+    "comparison": "against another treatment: SSRIs, traditional antidepressants, anesthetics",
+    "onset": "speed of effect: within hours, rapid relief, fast-acting",
+    "regulatory": "approval status and history: FDA approved, off-label, esketamine",
+    "statistic": "numbers about outcomes or populations: 70% of patients, millions",
+    "safety": "side effects, risks, tolerability, addiction, contraindications, monitoring",
+    "protocol": "how it is given: routes, doses, session counts and durations",
+    "mechanism": "how it works: NMDA, glutamate, BDNF, synapses, neuroplasticity",
+    "efficacy": "whether it works: relieves symptoms, improves mood, success rates",
+    "indication": "what it is used for: the conditions and patients treated",
+    "access": "cost, insurance coverage and availability",
+}
+#: Claim categories, in the order that breaks ties when a sentence fits several.
+CATEGORIES: tuple[str, ...] = tuple(CATEGORY_DESCRIPTIONS)
+
+#: Sentences scoring below this are not claims.
+MIN_CHECKWORTHINESS = 0.5
+#: Similarity at or above which a claim joins a group (see :func:`group_claims`).
+DEFAULT_GROUP_THRESHOLD = 0.45
+
+
+@dataclass(frozen=True)
+class ClaimCandidate:
+    """A check-worthy sentence of an article.
+
+    Attributes
+    ----------
+    start, end : int
+        Character span in the article text; ``text == article_text[start:end]``.
+    text : str
+        The sentence, without surrounding whitespace or list markers.
+    category : str
+        One of :data:`CATEGORIES`.
+    checkworthiness : float
+        In [0, 1]; how strongly the sentence reads as a checkable factual claim.
+    cues : tuple[str, ...]
+        The evidence for the score, as ``"category:matched words"`` and, for penalties,
+        ``"-reason:matched words"``.
+    """
+
+    start: int
+    end: int
+    text: str
+    category: str
+    checkworthiness: float
+    cues: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClaimGroup:
+    """Claims that state the same thing, as indices into the grouped texts.
+
+    Attributes
+    ----------
+    statement : str
+        The canonical statement (:func:`canonical_statement`) of the representative.
+    members : list[int]
+        Indices into the texts given to :func:`group_claims`, ascending.
+    scores : list[float]
+        Each member's similarity to ``statement``, aligned with ``members``.
+    representative : int
+        The member most similar to the others, whose wording stands for the group.
+    """
+
+    statement: str
+    members: list[int]
+    scores: list[float]
+    representative: int = field(default=-1)
+
+
+# --- sentences ----------------------------------------------------------------------
+
+_ABBREVIATIONS = frozenset(
+    """
+    e.g i.e vs al dr mr mrs ms prof st jr sr inc ltd co corp fig figs approx
+    est dept univ vol ed eds pp p ca cf
+    u.s u.k u.n a.m p.m ph.d m.d d.o r.n n.p b.a m.a m.s b.s
+    """.split()
+)
+# "etc." and units ("mg", "min") are not listed: they end sentences as often as not, so a
+# following capital splits.
+
+_BULLET = re.compile(r"(?:[-*+\u2022\u25cf\u25aa\u25e6\u2013\u2014\u2023\u2043>]|\d{1,2}[.)])\s+")
+_BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9])")
+_ONLY_MARKERS = re.compile(r"[-*+\u2022\u25cf\u25aa\u25e6\u2013\u2014\s\d.)]*")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Split text into sentences, returning exact ``(start, end)`` offsets.
+
+    Every line break ends a sentence (headings, list items and lines without final
+    punctuation stand alone); within a line, a sentence ends at ``.``, ``!`` or ``?``
+    (and any closing quote or bracket) followed by a space and a capital or digit,
+    except after abbreviations ("e.g.", "Dr.", "U.S."), initials and inside decimals.
+    Spans exclude surrounding whitespace and leading list markers ("- ", "* ", "• ",
+    "1. "); spans of nothing but markers are dropped.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    list[tuple[int, int]]
+        In text order; ``text[start:end]`` is the sentence.
+    """
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        line_start = pos
+        pos += len(line) + 1
+        start = _marker_end(line)
+        for match in _BOUNDARY.finditer(line, start):
+            if _is_abbreviation(line, match.start()):
+                continue
+            _add_span(spans, line, line_start, start, match.end())
+            start = match.end()
+        _add_span(spans, line, line_start, start, len(line))
+    return spans
+
+
+def _marker_end(line: str) -> int:
+    """Offset just past a line's leading whitespace and list markers ("- ", "1. ")."""
+    end = len(line) - len(line.lstrip())
+    while marker := _BULLET.match(line, end):
+        end = marker.end()
+    return end
+
+
+def _is_abbreviation(line: str, dot: int) -> bool:
+    """Whether the full stop at ``dot`` belongs to an abbreviation or an initial."""
+    if line[dot] != ".":
+        return False
+    word_start = dot
+    while word_start > 0 and not line[word_start - 1].isspace() and line[word_start - 1] != "(":
+        word_start -= 1
+    word = line[word_start:dot].lower().lstrip("\"'\u201c\u2018")
+    if word in _ABBREVIATIONS:
+        return True
+    # A single letter ("J. Smith") or a dotted run ("U.S.A") is an abbreviation.
+    return bool(re.fullmatch(r"[a-z]|(?:[a-z]\.)+[a-z]", word))
+
+
+def _add_span(spans: list[tuple[int, int]], line: str, offset: int, start: int, end: int) -> None:
+    piece = line[start:end]
+    body = piece.strip()
+    if body and not _ONLY_MARKERS.fullmatch(body):
+        lead = len(piece) - len(piece.lstrip())
+        spans.append((offset + start + lead, offset + start + lead + len(body)))
+
+
+# --- cue lexicons -------------------------------------------------------------------
+
+
+_EVIDENCE = "evidence"
+
+
+@dataclass(frozen=True)
+class _Cue:
+    category: str
+    pattern: re.Pattern[str]
+    weight: float
+
+
+def _cues(category: str, weight: float, *patterns: str) -> list[_Cue]:
+    return [_Cue(category, re.compile(p, re.IGNORECASE), weight) for p in patterns]
+
+
+# Conditions and symptoms: on their own they mark an indication; with an outcome verb
+# they make an efficacy claim. Generic ones ("mental health conditions") name no
+# condition a reviewer could look up, so they weigh less.
+_CONDITION = (
+    r"\b(?:depress(?:ion|ive|ed)|(?:treatment|therapy)[- ]resistant|anxi\w+|ptsd"
+    r"|post[- ]traumatic|ocd|obsessive[- ]compulsive|bipolar|mdd|trd|gad|chronic pain|pain"
+    r"|crps|fibromyalgia|neuropathic|migraines?|suicid\w*|mood disorders?|psychiatric"
+    r"|panic|substance use|addiction recovery|alcohol use|cravings?|eating disorders?"
+    r"|obsessions|compulsions|flashbacks|nightmares|rumination|hyperarousal|intrusive thoughts"
+    r"|trauma\w*|(?:have not|haven.t|not) (?:responded|found relief)|(?:other |conventional "
+    r"|traditional )?(?:treatments|therapies|medications) (?:have )?(?:failed|fall short))\b"
+)
+_GENERIC_CONDITION = (
+    r"\b(?:symptoms?|mood|cognition|motivation|quality of life|mental (?:health|wellness)"
+    r"(?: conditions?| disorders?| issues?)?|emotional (?:distress|balance|processing"
+    r"|well-being)|well-being)\b"
+)
+_CONDITION_RE = re.compile(_CONDITION, re.IGNORECASE)
+_GENERIC_CONDITION_RE = re.compile(_GENERIC_CONDITION, re.IGNORECASE)
+_OUTCOME = (
+    r"\b(?:alleviat\w*|reliev\w*|relief|reduc(?:e|es|ed|ing|tion)|improv\w*|treat(?:s|ing|ed)?"
+    r"|heal(?:s|ed|ing)?|cur(?:e|es|ed)|remission|respon(?:d|ds|se|ded)|benefi\w+"
+    r"|effective\w*|efficacy|efficacious|success\w*|restor\w*|manag(?:e|es|ed|ing)|better"
+    r"|lift\w*|break free|overcome|life[- ](?:saving|changing)|help(?:s|ed)?(?: to)?(?: in)?"
+    r" \w+)\b"
+)
+_OUTCOME_RE = re.compile(_OUTCOME, re.IGNORECASE)
+_USE = (
+    r"\b(?:used (?:for|in|to|when)|use (?:for|in)|option for|(?:treatment|option|alternative)"
+    r" (?:for|during)|indicated|reserved for|candidates?|for (?:individuals|patients|people"
+    r"|those) (?:with|who|suffering|struggling|experiencing)|(?:individuals|patients|people"
+    r"|many) (?:with|who (?:have not|haven.t|suffer))|(?:have not|haven.t|do not|don.t)"
+    r" respond\w*|resistant|failed|first[- ]line|in cases)\b"
+)
+_USE_RE = re.compile(_USE, re.IGNORECASE)
+# A sentence that refers back ("This sensation is usually mild") continues the claim of
+# the sentence before it.
+_ANAPHORA = re.compile(
+    r"^(?:this|these|such|it|its|they)\b|\bthese (?:patients|individuals|people|effects)\b",
+    re.IGNORECASE,
+)
+
+# A comparison claim sets the treatment against a comparator: a contrast ("unlike",
+# "faster than", or the comparator's slowness, "take weeks") and a named comparator.
+_CONTRAST_CUES: list[_Cue] = [
+    *_cues(
+        "comparison",
+        0.75,
+        r"\b(?:unlike|compared (?:to|with)|in contrast to|versus|vs\.?|differently (?:than|from)"
+        r"|different from|better than|faster than|superior to|inferior to|outperform\w*"
+        r"|(?:more|less) \w+ than)\b",
+    ),
+    *_cues(
+        "comparison", 0.45, r"\b(?:take|takes|taking|took) (?:several |many )?(?:weeks|months)\b"
+    ),
+]
+_COMPARATOR_CUES: list[_Cue] = _cues(
+    "comparison",
+    0.45,
+    r"\b(?:traditional|conventional|standard|typical) (?:oral )?"
+    r"(?:antidepressants?|anesthetics?|medications?|treatments?|therapies)\b",
+    r"\b(?:ssris?|snris?|antidepressants?|placebo(?![- ]controlled)|ect|electroconvulsive|tms"
+    r"|transcranial)\b",
+)
+
+_LEXICON: list[_Cue] = [
+    *_CONTRAST_CUES,
+    *_COMPARATOR_CUES,
+    *_cues(
+        "onset",
+        0.8,
+        r"\bwithin (?:minutes|hours|days|a (?:few )?(?:hours?|days?)|\d+ (?:minutes|hours|days))",
+        r"\b(?:rapid(?:ly)?|fast|quick(?:ly)?|immediate(?:ly)?|swift(?:ly)?|speedy)[- ]?"
+        r"(?:relief|onset|action|acting|response|results?|effects?|improvements?|symptom relief"
+        r"|alleviat\w+|reduc\w+|increase|mood[- ]lifting|antidepressant)",
+        r"\bfast[- ]acting\b",
+        r"\b(?:rapid|quick) (?:onset|response|action)\b",
+        r"\b(?:in as little as|as (?:soon|quickly|fast) as|results in) (?:\d+|a few|one|an?)"
+        r" (?:minutes?|hours?|days?)\b",
+        r"\b(?:after|in) (?:just )?(?:a few|one|a single|\d+) (?:sessions?|treatments?|"
+        r"infusions?|doses?)\b",
+    ),
+    *_cues(
+        "onset",
+        0.45,
+        r"\b(?:rapid(?:ly)?|quick(?:ly)?)\b",
+        r"\b(?:hours|days) of\b",
+    ),
+    *_cues(
+        "regulatory",
+        0.8,
+        r"\b(?:fda|food and drug administration|ema|mhra)\b",
+        r"\b(?:approved|approval|cleared by|off[- ]label|unapproved)\b",
+        r"\b(?:esketamine|spravato|schedule (?:i{1,3}|iv|v)|controlled substance"
+        r"|prescription[- ]only|dea)\b",
+    ),
+    *_cues(
+        "regulatory",
+        0.5,
+        r"\b(?:originally|initially|first) (?:developed|used|approved|known|synthesi[sz]ed)\b",
+        r"\b(?:clinical trials?|extensive research)\b",
+        r"\bin (?:the )?(?:19|20)\d0s\b",
+    ),
+    *_cues(
+        "statistic",
+        0.8,
+        r"\b\d+(?:\.\d+)?\s?(?:%|percent\b)",
+        r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine) (?:out )?(?:of|in) (?:every )?"
+        r"(?:\d+|two|three|four|five|six|seven|eight|nine|ten)\b",
+        r"\b(?:success|response|remission|relapse) rates?\b",
+        r"\b(?:millions|billions|thousands) of\b",
+        r"\bmost common (?:mental|psychiatric|conditions?|disorders?)",
+        r"\b(?:prevalen\w+|incidence)\b",
+    ),
+    *_cues(
+        "safety",
+        0.75,
+        r"\bside[- ]effects?\b",
+        r"\b(?:adverse|well[- ]tolerated|tolerab\w+|safe|safer|safely|safety|risks?|harm\w*"
+        r"|contraindicat\w*|unsuitable|not suitable)\b",
+        r"\b(?:dissociation|dissociat(?:e|es|ed|ing)|dissociative (?:effects?|symptoms|state"
+        r"|experiences?)|hallucinat\w+|nausea|vomiting|dizz\w+|lightheaded\w*|sedat\w+"
+        r"|disorient\w+|groggy|drows\w+|blood pressure|hypertension|heart rate|psychosis"
+        r"|urinary|bladder|cystitis|addict\w*|abuse|dependence|misuse|recreational\w*"
+        r"|overdose|toxic\w*|weight gain|sexual dysfunction|fatigue|respiratory)\b",
+    ),
+    *_cues(
+        "safety",
+        0.35,
+        r"\b(?:temporary|short[- ]lived|subside\w*|wears? off|monitor\w*|supervis\w+|vital signs"
+        r"|controlled (?:doses|medical|setting|environment))\b",
+    ),
+    *_cues(
+        "protocol",
+        0.75,
+        r"\b\d+(?:\.\d+)?(?:\s?(?:-|\u2013|to)\s?\d+(?:\.\d+)?)?[- ]?(?:minutes?|mins?|hours?"
+        r"|hrs?|sessions?|infusions?|treatments?|doses?|weeks?|mg(?:/kg)?|milligrams?)\b",
+        r"\b(?:intravenous\w*|intramuscular\w*|intranasal\w*|nasal spray|lozenges?"
+        r"|sublingual|troches?|subcutaneous\w*|oral(?:ly)?|injections?)\b",
+        r"\b(?:low|lower|higher|controlled|sub[- ]?anesthetic|therapeutic) doses?\b",
+        r"\b(?:series of|course of|multiple sessions|maintenance (?:sessions|treatments|"
+        r"infusions)|booster)\b",
+    ),
+    *_cues(
+        "protocol",
+        0.6,
+        r"\b(?:absorption|bioavailab\w+|half[- ]life|duration of (?:action|effects?)"
+        r"|plasma levels?|metaboli[sz]\w+)\b",
+    ),
+    *_cues(
+        "protocol",
+        0.45,
+        r"\b(?:infus(?:ed|ion|ions)|administ(?:er|ers|ered|ering|ration of)|delivered|dosage"
+        r"|doses?|sessions?)\b",
+        # "IV" is as often part of a product's name ("IV ketamine") as a stated route.
+        r"\biv\b",
+        r"\b(?:under (?:medical|clinical) supervision|clinical setting|specialized clinics"
+        r"|medical (?:setting|environment|office))\b",
+    ),
+    *_cues(
+        "mechanism",
+        0.75,
+        r"\b(?:nmda|ampa|gaba\w*|glutamat\w*|serotonin\w*|dopamin\w*|norepinephrin\w*|bdnf"
+        r"|neurotrophic|neuroplastic\w*|plasticity|synap\w+|neurotransmit\w+|receptors?"
+        r"|neurons?|neuronal|neurogenesis|default mode network|inflammat\w+|opioid system"
+        r"|mtor|antagonis\w+|prefrontal|hippocamp\w+|excitatory|dissociative anesthetic"
+        r"|neural (?:connections|pathways|circuits)|brain (?:cells|region|chemistry|healing"
+        r"|plasticity)|rewir\w+|brain.s (?:ability|healing))\b",
+    ),
+    *_cues("mechanism", 0.5, r"\b(?:mechanism|in the brain|pain pathways|the brain)\b"),
+    *_cues(
+        "access",
+        0.6,
+        r"\b(?:insurance|coverage|covered by|out[- ]of[- ]pocket|reimburs\w+|afford\w*"
+        r"|pric(?:e|es|ing)|costs?|\$\s?\d+)\b",
+    ),
+    # Appeals to evidence make any claim more checkable but say nothing of its topic.
+    *_cues(
+        _EVIDENCE,
+        0.6,
+        r"\b(?:studies|research|researchers|trials?|evidence) (?:have |has )?(?:show\w*"
+        r"|suggest\w*|found|discovered|demonstrat\w*|indicat\w*|prov\w*)\b",
+        r"\b(?:has|have) (?:been )?(?:shown|demonstrated|proven|found)\b",
+        r"\b(?:randomi[sz]ed|placebo[- ]controlled|double[- ]blind|meta[- ]analys[ie]s"
+        r"|systematic reviews?|cohort study|published in|according to (?:a|an|the|recent)"
+        r"|peer[- ]reviewed)\b",
+        r"\bp\s?[<=\u2264]\s?0?\.\d+",
+    ),
+    *_cues(
+        "efficacy",
+        0.75,
+        r"\b(?:shown|shows|showing) (?:significant |great |considerable )?(?:promise|promising"
+        r"|improvement|results|benefits?|efficacy)\b",
+    ),
+    *_cues(
+        "efficacy",
+        0.6,
+        r"\bpotential (?:as|for) (?:a |an )?(?:\w+ )?(?:antidepressant|treatment|treating)\b",
+        r"\b(?:high|proven|remarkable) success\b",
+        r"\b(?:under investigation|remains? unclear|not (?:yet )?(?:well )?understood)\b",
+        r"\b(?:effects? (?:typically |usually )?last|sustain\w*|long[- ]term (?:benefits|"
+        r"effectiveness|relief|improvement))\b",
+        r"\bpatients (?:often |commonly )?report\b",
+    ),
+]
+
+# Sentences that are never claims, whatever else they say.
+_DROP: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "call-to-action",
+        re.compile(
+            r"\b(?:book (?:a|an|your)|call us|contact us|click here|schedule (?:a|an|your)"
+            r"|sign up|get started|start your journey|request an? (?:appointment|consultation)"
+            r"|visit (?:us|our)|reach out|learn more|find a convenient time)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "imperative",
+        re.compile(
+            r"^(?:read|see|check out|download|watch|learn|discover|contact|call|book|schedule"
+            r"|visit|click|join|subscribe|share|follow|sign up|find out|ask|talk|speak|consult)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "contact",
+        re.compile(
+            r"(?:\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b|[\w.+-]+@[\w-]+\.\w+|\bhttps?://\S+$)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "about-the-article",
+        re.compile(
+            r"\b(?:this (?:article|post|blog(?: post)?|guide|page|content)|in this (?:article|"
+            r"post|blog|guide|beginner.s guide)|we will (?:explore|discuss|look|cover)|"
+            r"let.s (?:delve|dive|explore|look|take)|here.s what|here are|below (?:is|are)"
+            r"|read on|written by ai)\b",
+            re.IGNORECASE,
+        ),
+    ),
+]
+
+# Score-downs: each applies once, with the matched words kept as a cue.
+_PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
+    (
+        "advice",
+        0.35,
+        re.compile(
+            r"\b(?:consult(?:ing)?(?: with)? (?:a|an|your|mental|qualified|licensed)"
+            r"|work with (?:a|an|your) (?:experienced |qualified |licensed )?(?:healthcare|"
+            r"provider|doctor|clinician|professional)"
+            r"|it.s (?:essential|helpful|important|useful) to (?:look|understand|know|consider)"
+            r"|(?:talk|speak) (?:to|with) (?:a|your)|worth (?:exploring|considering)"
+            r"|right (?:fit|option|choice|for you|path)|(?:could|might) be the (?:solution|"
+            r"answer)|good fit|consider (?:factors|potential)|(?:should|must) undergo"
+            r"|is (?:essential|crucial) to determine|selecting the right|when (?:considering|"
+            r"researching)|should be part of|requires careful consideration)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "promotion",
+        0.25,
+        re.compile(
+            r"\b(?:beacon of hope|journey|game[- ]changer|mainstream|revolutioni[sz]\w*"
+            r"|significant (?:advancement|milestone|attention|strides)|increasingly popular"
+            r"|gaining traction|growing (?:interest|number)|innovative treatments like"
+            r"|(?:has )?emerged as a (?:groundbreaking|promising|revolutionary|viable)"
+            r"|cutting[- ]edge|state[- ]of[- ]the[- ]art)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "prediction",
+        0.3,
+        re.compile(
+            r"\b(?:is poised to|expected to|will likely|may improve|as research (?:continues|"
+            r"progresses)|continue to explore|is (?:also )?focusing on)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "uncertainty",
+        0.3,
+        re.compile(
+            r"\b(?:still being (?:studied|investigated|researched)|(?:topic|subject) of ongoing"
+            r" research|remains? (?:unclear|unknown|a topic))\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "clinic-process",
+        0.3,
+        re.compile(
+            r"\b(?:follow-up (?:appointments|sessions)|you.ll meet|review (?:of )?(?:your )?"
+            r"medical history|medical history review|adjustments to|comfortabl[ey]"
+            r"|before being (?:cleared|allowed)|clinics? (?:offer|focus)|each provider"
+            r"|(?:depend|depending|varying based) on (?:the )?individual|a thorough (?:evaluation|"
+            r"assessment))\b",
+            re.IGNORECASE,
+        ),
+    ),
+]
+
+_TERMINAL = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
+_VERB_HINT = re.compile(
+    r"\b(?:is|are|was|were|be|been|has|have|had|can|may|might|could|will|does|do|did"
+    r"|\w+(?:s|ed|es))\b",
+    re.IGNORECASE,
+)
+
+
+def score_sentence(
+    sentence: str, *, context: Sequence[str] = ()
+) -> tuple[str, float, tuple[str, ...]] | None:
+    """Categorise and score one sentence as a claim.
+
+    Parameters
+    ----------
+    sentence : str
+        A sentence as returned by :func:`split_sentences`.
+    context : sequence of str
+        Categories the sentence inherits: those of the list introduction it completes
+        ("The most common side effects include:" for "- Nausea ..."), or of the sentence
+        it refers back to ("This sensation is usually mild and temporary.").
+
+    Returns
+    -------
+    tuple[str, float, tuple[str, ...]] or None
+        ``(category, checkworthiness, cues)``, or ``None`` when the sentence cannot be a
+        claim at all (heading, question, call to action, contact details, statement
+        about the article, or no cue).
+    """
+    if _is_heading(sentence) or sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
+        return None
+    if any(pattern.search(sentence) for _, pattern in _DROP):
+        return None
+
+    per_category: dict[str, list[float]] = {c: [] for c in (*CATEGORIES, _EVIDENCE)}
+    cues: list[tuple[int, str]] = []
+    matched: set[_Cue] = set()
+    for cue in _LEXICON:
+        # One pattern counts once: a word repeated in a sentence is not more evidence.
+        match = cue.pattern.search(sentence)
+        if match:
+            matched.add(cue)
+            per_category[cue.category].append(cue.weight)
+            label = f"{cue.category}:{_words(match.group(0))}"
+            if all(label != seen for _, seen in cues):
+                cues.append((match.start(), label))
+
+    condition_matches = list(_CONDITION_RE.finditer(sentence))
+    specific = [_words(m.group(0)) for m in condition_matches]
+    generic = [_words(m.group(0)) for m in _GENERIC_CONDITION_RE.finditer(sentence)]
+    # "have not responded" and "found no relief" describe the patients, not an outcome.
+    outcome = next(
+        (
+            m
+            for m in _OUTCOME_RE.finditer(sentence)
+            if not any(c.start() <= m.start() < c.end() for c in condition_matches)
+        ),
+        None,
+    )
+    use = _USE_RE.search(sentence)
+    condition = specific[0] if specific else generic[0] if generic else ""
+    strength = 1.0 if specific else 0.65
+    if condition and outcome:
+        per_category["efficacy"].append(0.75 * strength)
+        cues.append((outcome.start(), f"efficacy:{_words(outcome.group(0))} + {condition}"))
+    elif outcome:
+        per_category["efficacy"].append(0.35)
+        cues.append((outcome.start(), f"efficacy:{_words(outcome.group(0))}"))
+    if condition and use:
+        per_category["indication"].append(0.75 * strength)
+        cues.append((use.start(), f"indication:{_words(use.group(0))} + {condition}"))
+    elif len(set(specific)) >= 2:
+        # A list of conditions ("GAD, social anxiety and panic disorder") names what
+        # the treatment is for.
+        per_category["indication"].append(0.5)
+        cues.append((-1, f"indication:{', '.join(sorted(set(specific)))}"))
+    elif condition:
+        per_category["indication"].append(0.35 * strength)
+        cues.append((-1, f"indication:{condition}"))
+    # Context completes a sentence's own cues; it never makes a claim on its own.
+    has_own_cue = any(per_category.values())
+    for category in dict.fromkeys(context) if has_own_cue else ():
+        if category in per_category:
+            per_category[category].append(_CONTEXT_WEIGHT)
+            cues.append((-1, f"{category}:(context)"))
+
+    scores = {c: _noisy_or(w) for c, w in per_category.items() if w}
+    if not scores:
+        return None
+    topical = {c: v for c, v in scores.items() if c != _EVIDENCE}
+    # The strongest single cue decides; several weak cues of one kind ("infusion",
+    # "session") must not outvote one decisive cue ("FDA-approved").
+    strongest = {c: max(w) for c, w in per_category.items() if w and c != _EVIDENCE}
+    if matched.intersection(_CONTRAST_CUES) and matched.intersection(_COMPARATOR_CUES):
+        category = "comparison"
+    elif not strongest:
+        # Only an appeal to evidence ("studies have shown"): a claim that something works.
+        category = "efficacy"
+    else:
+        category = max(
+            CATEGORIES,
+            key=lambda c: (strongest.get(c, 0.0), topical.get(c, 0.0), -CATEGORIES.index(c)),
+        )
+    # Cues of several categories corroborate each other: a sentence naming a mechanism
+    # and an outcome is a stronger claim than either alone.
+    combined = _noisy_or([max(w) * 0.6 for w in per_category.values() if w])
+    score = max(*scores.values(), combined)
+
+    penalties: list[str] = []
+    for reason, amount, pattern in _PENALTIES:
+        found = pattern.search(sentence)
+        if found:
+            score -= amount
+            penalties.append(f"-{reason}:{_words(found.group(0))}")
+    if sentence.rstrip().endswith(":"):
+        # "The most common side effects include:" introduces a list; the items carry
+        # the claims.
+        score -= 0.3
+        penalties.append("-list-introduction")
+    if not _VERB_HINT.search(sentence):
+        score -= 0.2
+        penalties.append("-no-verb")
+    score = round(min(max(score, 0.0), 1.0), 3)
+    ordered = tuple(label for _, label in sorted(cues, key=lambda c: (c[0] < 0, c[0])))
+    return category, score, ordered + tuple(penalties)
+
+
+_CONTEXT_WEIGHT = 0.5
+
+
+def extract_claims(text: str) -> list[ClaimCandidate]:
+    """Extract the check-worthy claims of an article.
+
+    Parameters
+    ----------
+    text : str
+        The article text (``ParsedArticle.text``).
+
+    Returns
+    -------
+    list[ClaimCandidate]
+        One per claim sentence, in text order, each scoring at least
+        :data:`MIN_CHECKWORTHINESS`.
+    """
+    return [c for c in score_sentences(text) if c.checkworthiness >= MIN_CHECKWORTHINESS]
+
+
+def score_sentences(text: str) -> list[ClaimCandidate]:
+    """Score every sentence that could be a claim, whatever its score.
+
+    :func:`extract_claims` is this list cut at :data:`MIN_CHECKWORTHINESS`; the
+    sentences just below the cut are what a reviewer looks at to see what was missed.
+
+    Parameters
+    ----------
+    text : str
+        The article text.
+
+    Returns
+    -------
+    list[ClaimCandidate]
+        In text order; headings, questions, calls to action and the like are absent.
+    """
+    scored_all: list[ClaimCandidate] = []
+    list_context: tuple[str, ...] = ()
+    previous: tuple[str, float] | None = None
+    for start, end in split_sentences(text):
+        sentence = text[start:end]
+        line_start = text.rfind("\n", 0, start) + 1
+        in_list = bool(text[line_start:start].strip())
+        if not in_list and not _continues_line(text, line_start, start):
+            list_context = ()
+        context = list(list_context)
+        if previous is not None and previous[1] >= 0.35 and _ANAPHORA.search(sentence):
+            context.append(previous[0])
+        scored = score_sentence(sentence, context=context)
+
+        if sentence.rstrip().endswith(":"):
+            list_context = _introduced_categories(sentence)
+        if scored is None:
+            previous = None
+            continue
+        category, score, cues = scored
+        previous = (category, score)
+        scored_all.append(ClaimCandidate(start, end, sentence, category, score, cues))
+    return scored_all
+
+
+def _continues_line(text: str, line_start: int, start: int) -> bool:
+    """Whether the sentence follows another one on the same list-item line."""
+    return line_start < start and not text[line_start:start].isspace()
+
+
+def _introduced_categories(sentence: str) -> tuple[str, ...]:
+    """The categories a list introduction hands to its items ("used for:" → indication)."""
+    if any(pattern.search(sentence) for _, pattern in _DROP):
+        return ()
+    found: list[str] = []
+    if _USE_RE.search(sentence):
+        found.append("indication")
+    scored = score_sentence(sentence.rstrip(":") + ".")
+    if scored is not None and scored[1] >= 0.35:
+        found.append(scored[0])
+    return tuple(dict.fromkeys(found))
+
+
+def _words(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _is_heading(sentence: str) -> bool:
+    """A line without final punctuation that reads as a title, or a short label."""
+    if _TERMINAL.search(sentence):
+        return False
+    words = sentence.split()
+    if sentence.endswith(":"):
+        return len(words) <= 6
+    if len(words) <= 3:
+        return True
+    content = [w for w in words if w[0].isalpha() and w.lower() not in _TITLE_SMALL_WORDS]
+    capitalised = sum(w[0].isupper() for w in content)
+    # "Rapid Relief from Symptoms" is a heading; "- Relief often begins within hours",
+    # a list item without a full stop, is a sentence.
+    return len(words) <= 12 and bool(content) and capitalised / len(content) >= 0.6
+
+
+_TITLE_SMALL_WORDS = frozenset(
+    "a an the of for and or nor but in on to with at by from as vs into per via".split()
+)
+
+
+def _noisy_or(weights: Sequence[float]) -> float:
+    result = 1.0
+    for weight in weights:
+        result *= 1.0 - weight
+    return 1.0 - result
+
+
+# --- canonical claims ---------------------------------------------------------------
+
+_STEMMER = Stemmer.Stemmer("english")
+
+# Places and brands are where a claim is sold, not what it says.
+_PLACES = re.compile(
+    r"\b(?i:in|near|at|across|throughout|around) (?i:cities like |areas like |the (?:city|state"
+    r"|area) of )?(?:[A-Z][A-Za-z.'-]*|NYC|LA|DC)(?:(?:,? | and )[A-Z][A-Za-z.'-]*)*",
+)
+_LOCAL = re.compile(
+    r"\b(?i:our|my) (?:[A-Z][\w'-]* )*(?i:clinics?|centers?|centres?|practice|team|providers?"
+    r"|doctors?|staff|office)(?: (?i:in) [A-Z]\w+)?\b",
+)
+_BRANDS = re.compile(
+    r"\b(?:(?i:at|from|with|by) )?(?:[A-Z][\w'&-]* )+(?:Centers?|Centres?|Clinics?|Institute"
+    r"|Wellness|Group|Associates|Partners|LLC|Inc\.?|Spa)\b",
+)
+# Capitalised words that are content, not places or brands, when a place rule sees them.
+_DOMAIN_CAPITALS = frozenset(
+    """
+    ketamine esketamine spravato ptsd ocd mdd trd gad crps fda iv im nmda ampa bdnf gaba
+    ssri ssris snri snris dmn treatment therapy infusion infusions depression anxiety
+    bipolar chronic major post-traumatic obsessive-compulsive addition
+    """.split()
+)
+# Words and phrases folded to one concept token before stemming (order matters: longer
+# phrases first).
+_SYNONYMS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p, re.IGNORECASE), r)
+    for p, r in [
+        (r"\b(?:iv |intravenous )?(?:ketamine|esketamine|spravato)(?:[- ]assisted)?"
+         r"(?: infusion)?(?: therapy| treatment| infusions?| therapies| treatments)?\b",
+         " ketamine "),
+        (r"\b(?:the|this) (?:treatment|therapy|medication|drug|approach)\b", " ketamine "),
+        # The comparator's slowness, however phrased, is one concept.
+        (r"\b(?:can |may |often |typically )?(?:take|takes|taking|took) (?:several |many )?"
+         r"(?:weeks|months)(?: or (?:even )?months)?(?: to (?:show|work|take effect|build up)"
+         r"(?: effects?| effectiveness| in the system)?)?", " weeks "),
+        (r"\b(?:compared to|compared with|versus|vs\.?) (?:the )?weeks\b", " weeks "),
+        (r"\b(?:it )?takes? for\b", " "),
+        # "Within hours" and "rapid" make the same claim about speed.
+        (r"\bwithin (?:a few |several )?hours(?: or days)?\b|\bin hours\b|\bhours or days\b"
+         r"|\bin as little as (?:\d+|a few) hours\b", " rapid "),
+        # Ketamine's own antidepressant effect is not the comparator drugs.
+        (r"\bantidepressant (?:effects?|properties|action|response)\b", " antidepressanteffect "),
+        (r"\b(?:selective serotonin reuptake inhibitors|ssris?|snris?|antidepressants?)\b",
+         " antidepressant "),
+        (r"\b(?:traditional|conventional|standard|typical|oral|other)\s+(?=antidepressant)",
+         " "),
+        (r"\bfast[- ]acting\b|\bquick(?:ly)?\b|\bswift(?:ly)?\b|\bimmediate(?:ly)?\b"
+         r"|\bspeedy\b|\brapid(?:ly)?\b", " rapid "),
+        (r"\breduc\w* (?:the )?(?:symptoms?|severity)\b", " relief symptom "),
+        (r"\b(?:alleviat\w*|reliev\w*|relief|eas(?:e|es|ing)|lift\w*|feel(?:ing)? better"
+         r"|improvements?|results)\b", " relief "),
+        (r"\b(?:depressive|depressed|depression)\b", " depression "),
+        (r"\b(?:treatment|therapy)[- ]resistant\b", " resistant "),
+        (r"\b(?:well[- ]tolerated|safe|safer|safety)\b", " safe "),
+        (r"\bside[- ]effects?\b|\badverse (?:effects?|events?|reactions?)\b", " sideeffect "),
+        (r"\bpost[- ]traumatic stress disorder\b", " ptsd "),
+        (r"\bobsessive[- ]compulsive disorder\b", " ocd "),
+        (r"\bneuro[- ]?plasticity\b|\bbrain plasticity\b", " neuroplasticity "),
+        (r"\bsynaptogenesis\b|\bnew synapses\b|\bnew neural connections\b", " synapse "),
+        (r"\bnmda receptors?\b", " nmda "),
+        (r"\bfood and drug administration\b", " fda "),
+        (r"\bmins?\b", " minutes "),
+    ]
+]  # fmt: skip
+_HEDGES = re.compile(
+    r"\b(?:may|might|could|can|often|typically|usually|generally|sometimes|potentially"
+    r"|possibly|likely|particularly|especially|significant(?:ly)?|substantial(?:ly)?|primarily"
+    r"|powerful|dramatic|remarkabl[ey]|also|even|just|certain|various|overall"
+    r"|some|many|most|very|highly|(?:appears?|seems?|is believed|are believed|is thought"
+    r"|are thought) to|(?:some |many )?(?:studies|research|evidence) (?:have |has )?"
+    r"(?:shown|suggests?|show|indicates?|found)(?: that)?|has been shown to|have been shown"
+    r" to|it is|there are|there is|in addition(?: to)?)\b",
+    re.IGNORECASE,
+)
+_STOPWORDS = frozenset(
+    """
+    a an the and or but if of to in on at by for with from as into than then that this
+    these those it its it's is are was were be been being has have had do does did
+    nor so such which who whom whose what when where while how why all any each both
+    few more other own same too only will would shall should must about after before
+    during over under again further once here there their they them he she his her we
+    our you your i me my us can one s t help helps helping make makes making provide
+    provides providing offer offers offering patients patient individuals people those
+    experience experiencing report reporting feel feeling noticeable unlike compared
+    while instead beyond additionally however recent years ability
+    """.split()
+)
+# Negation is kept as one token, so "does not cause" and "causes" stay apart; directions
+# are folded so that "raises" and "lowers" can be told to contradict.
+_POLARITY: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), r)
+    for p, r in [
+        (r"\bnot only\b", " "),
+        (r"\bnot without\b", " with "),
+        (r"\b(?:\w+n't|cannot|never|not|no|without)\b", " not "),
+        (r"\b(?:increas\w*|rais(?:e|es|ed|ing)|elevat\w*|boost\w*|enhanc\w*|higher)\b",
+         " increase "),
+        (r"\b(?:decreas\w*|lower(?:s|ed|ing)?|diminish\w*"
+         r"|reduc\w*\b(?! (?:the )?(?:symptoms?|severity)))\b", " decrease "),
+    ]
+]  # fmt: skip
+# Tokens that carry little of what a claim says (its subject, in this corpus, is nearly
+# always the treatment).
+_WEAK_TOKENS = {
+    "ketamin": 0.25,
+    "symptom": 0.5,
+    "treatment": 0.5,
+    "therapi": 0.5,
+    "effect": 0.3,
+    "show": 0.3,
+    "work": 0.3,
+    "produc": 0.3,
+    "mental": 0.5,
+    "health": 0.5,
+    "condit": 0.5,
+    "disord": 0.5,
+}
+
+
+@lru_cache(maxsize=4096)
+def _stem(word: str) -> str:
+    # Stemming to a fixed point keeps canonical_statement idempotent.
+    previous = word
+    for _ in range(4):
+        current = cast(str, _STEMMER.stemWord(previous))
+        if current == previous:
+            break
+        previous = current
+    return previous
+
+
+def _strip_places(text: str) -> str:
+    def drop(match: re.Match[str]) -> str:
+        words = re.findall(r"[A-Za-z][\w'-]*", match.group(0))[1:]
+        if any(w.lower() in _DOMAIN_CAPITALS for w in words):
+            return match.group(0)
+        return " "
+
+    return _PLACES.sub(drop, _LOCAL.sub(" ", _BRANDS.sub(" ", text)))
+
+
+def _canonical_tokens(text: str) -> list[str]:
+    text = _strip_places(text)
+    text = text.lower().replace("\u2019", "'")
+    for pattern, replacement in _POLARITY:
+        text = pattern.sub(replacement, text)
+    for pattern, replacement in _SYNONYMS:
+        text = pattern.sub(replacement, text)
+    text = _HEDGES.sub(" ", text)
+    tokens: list[str] = []
+    for word in re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", text):
+        if word in _STOPWORDS:
+            continue
+        stem = _stem(word)
+        if stem in _STOPWORDS or (len(stem) < 2 and not stem.isdigit()):
+            continue
+        if stem not in tokens:
+            tokens.append(stem)
+    return tokens
+
+
+def canonical_statement(text: str) -> str:
+    """Reduce a claim to a key form shared by its rewordings.
+
+    Locations ("in NYC"), clinic self-references ("our clinic") and hedges ("may",
+    "often", "studies suggest") are removed, synonyms are folded ("fast-acting",
+    "quickly" → "rapid"; "SSRIs", "traditional antidepressants" → "antidepressant"),
+    stop words dropped and the remaining words stemmed. The result is idempotent:
+    ``canonical_statement(canonical_statement(t)) == canonical_statement(t)``.
+
+    Parameters
+    ----------
+    text : str
+        A claim sentence.
+
+    Returns
+    -------
+    str
+        Lower-case stems separated by single spaces.
+    """
+    return " ".join(_canonical_tokens(text))
+
+
+def _token_weights(tokens: Sequence[str]) -> dict[str, float]:
+    return {t: _WEAK_TOKENS.get(t, 1.0) for t in tokens}
+
+
+def _similarity(a: dict[str, float], b: dict[str, float]) -> float:
+    if not a or not b:
+        return 0.0
+    shared = sum(min(a[t], b[t]) for t in a.keys() & b.keys())
+    score = 2.0 * shared / (sum(a.values()) + sum(b.values()))
+    # Claims that differ in a number, in negation or in direction contradict each other
+    # however many words they share ("10% of patients" / "90% of patients").
+    numbers_a = {t for t in a if t[0].isdigit()}
+    numbers_b = {t for t in b if t[0].isdigit()}
+    if numbers_a and numbers_b and not numbers_a & numbers_b:
+        score *= _CONTRADICTION_FACTOR
+    if ("not" in a) != ("not" in b):
+        score *= _CONTRADICTION_FACTOR
+    if _direction(a) * _direction(b) < 0:
+        score *= _CONTRADICTION_FACTOR
+    return score
+
+
+_CONTRADICTION_FACTOR = 0.5
+
+
+def _direction(tokens: dict[str, float]) -> int:
+    return int(_stem("increase") in tokens) - int(_stem("decrease") in tokens)
+
+
+def claim_similarity(a: str, b: str) -> float:
+    """How nearly two claims say the same thing, from their canonical statements.
+
+    A weighted Dice coefficient over the canonical tokens: shared concepts count in
+    full, the near-universal subject ("ketamine") and generic nouns count less.
+
+    Parameters
+    ----------
+    a, b : str
+        Claim sentences (or canonical statements).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for claims with the same canonical statement.
+    """
+    return round(
+        _similarity(_token_weights(_canonical_tokens(a)), _token_weights(_canonical_tokens(b))),
+        6,
+    )
+
+
+def group_claims(
+    texts: Sequence[str], *, threshold: float = DEFAULT_GROUP_THRESHOLD
+) -> list[ClaimGroup]:
+    """Group claims that state the same thing.
+
+    Claims are taken in order; each joins the existing group whose members it is most
+    similar to on average, if that average reaches ``threshold``, and otherwise starts
+    a new group. Average (not best) similarity keeps a chain of small rewordings from
+    pulling unrelated claims together. The group's statement is the canonical
+    statement of its most central member. The result depends only on ``texts`` and
+    ``threshold``.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Claim sentences, typically from several articles.
+    threshold : float
+        Minimum average similarity for a claim to join a group.
+
+    Returns
+    -------
+    list[ClaimGroup]
+        Ordered by each group's first member; every index appears in exactly one group.
+    """
+    weights = [_token_weights(_canonical_tokens(t)) for t in texts]
+    groups: list[list[int]] = []
+    # Only groups sharing a token can be similar at all; the index keeps grouping
+    # near-linear on a large claim library.
+    groups_with: dict[str, set[int]] = {}
+    for i, w in enumerate(weights):
+        best, best_score = -1, 0.0
+        candidates = sorted(set().union(*(groups_with.get(t, set()) for t in w)))
+        for g in candidates:
+            members = groups[g]
+            score = sum(_similarity(w, weights[m]) for m in members) / len(members)
+            if score > best_score + 1e-12:
+                best, best_score = g, score
+        if best < 0 or best_score < threshold:
+            best = len(groups)
+            groups.append([])
+        groups[best].append(i)
+        for token in w:
+            groups_with.setdefault(token, set()).add(best)
+
+    result: list[ClaimGroup] = []
+    for members in groups:
+        representative = max(
+            members,
+            key=lambda m: (sum(_similarity(weights[m], weights[o]) for o in members), -m),
+        )
+        statement = canonical_statement(texts[representative])
+        rep_weights = weights[representative]
+        scores = [round(_similarity(weights[m], rep_weights), 6) for m in members]
+        result.append(ClaimGroup(statement, list(members), scores, representative))
+    return result

@@ -1,0 +1,445 @@
+"""Claims: sentence offsets, what is (not) a claim, categories, quality, claim grouping."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks.claims_quality import evaluate, load_gold, main, spans_match
+from ingest.articles import read_path
+from ingest.claims import (
+    CATEGORIES,
+    CATEGORY_DESCRIPTIONS,
+    DEFAULT_GROUP_THRESHOLD,
+    MIN_CHECKWORTHINESS,
+    ClaimGroup,
+    canonical_statement,
+    claim_similarity,
+    extract_claims,
+    group_claims,
+    score_sentence,
+    score_sentences,
+    split_sentences,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTICLES = ROOT / "data" / "articles"
+ANNOTATIONS = ROOT / "tests" / "data" / "annotations"
+SEEDS = sorted(ARTICLES.glob("*.txt"))
+
+
+def seed_text(prefix: str) -> str:
+    [path] = ARTICLES.glob(f"{prefix}_*.txt")
+    return read_path(path).text
+
+
+def sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in split_sentences(text)]
+
+
+# --- sentence splitting -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Dr. Lee treats patients in the U.S. with ketamine. It works.",
+            ["Dr. Lee treats patients in the U.S. with ketamine.", "It works."],
+        ),
+        (
+            "The dose is 0.5 mg/kg, e.g. 35 mg. Sessions last 40 min.",
+            ["The dose is 0.5 mg/kg, e.g. 35 mg.", "Sessions last 40 min."],
+        ),
+        (
+            "Side effects (e.g. nausea) pass. Then rest.",
+            ["Side effects (e.g. nausea) pass.", "Then rest."],
+        ),
+        ("J. Smith et al. found it. Good.", ["J. Smith et al. found it.", "Good."]),
+        ("He said, “It works fast.” Then he left.", ["He said, “It works fast.”", "Then he left."]),
+        ("Is it safe? Yes! Mostly.", ["Is it safe?", "Yes!", "Mostly."]),
+        ("Heading Without Stop\nBody text here.", ["Heading Without Stop", "Body text here."]),
+        ("- Relief within hours\n- Mild nausea.", ["Relief within hours", "Mild nausea."]),
+        ("1. First step. Second part.\n2) Next", ["First step.", "Second part.", "Next"]),
+        ("● Bullet one\n  • Bullet two  ", ["Bullet one", "Bullet two"]),
+        ("-\n- \nText", ["Text"]),
+        ("Costs $400 (approx. half) per visit.", ["Costs $400 (approx. half) per visit."]),
+    ],
+)
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_sentence_spans_are_exact_and_trimmed(path: Path) -> None:
+    text = read_path(path).text
+    spans = split_sentences(text)
+    assert len(spans) > 40
+    previous_end = 0
+    for start, end in spans:
+        piece = text[start:end]
+        assert piece == piece.strip() and piece
+        assert not re.match(r"[-*\u2022\u25cf] ", piece)
+        assert start >= previous_end
+        previous_end = end
+
+
+# --- extraction: offsets, scores, drops ---------------------------------------------
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_every_extracted_claim_has_exact_offsets(path: Path) -> None:
+    text = read_path(path).text
+    claims = extract_claims(text)
+    assert len(claims) >= 15
+    for claim in claims:
+        assert text[claim.start : claim.end] == claim.text
+        assert claim.text == claim.text.strip()
+        assert not claim.text.startswith(("- ", "● ", "• "))
+        assert claim.category in CATEGORIES
+        assert MIN_CHECKWORTHINESS <= claim.checkworthiness <= 1.0
+        assert claim.cues
+    assert [c.start for c in claims] == sorted(c.start for c in claims)
+
+
+def test_extraction_is_deterministic() -> None:
+    text = seed_text("002")
+    assert extract_claims(text) == extract_claims(text)
+
+
+NOT_CLAIMS = [
+    # headings
+    "What Is Ketamine Therapy?",
+    "NMDA Receptor Blockade",
+    "Rapid Relief from Symptoms",
+    "Effective for Treatment-Resistant Conditions",
+    "Side Effects of Ketamine Therapy",
+    "7 Remarkable Ketamine Therapy Benefits for Mental Health",
+    "Comments (0)",
+    "Book a consultation today:",
+    # questions
+    "But how does it work, and what makes it so effective?",
+    "Conclusion: Is Ketamine Therapy Right for You?",
+    # calls to action and contact details
+    "Start your journey to wellness today!",
+    "Click here to find a convenient time on our calendar and book your consultation today!",
+    "Call us at 415-249-2580 if you have any questions or need any assistance.",
+    # generic advice
+    "Consult with your healthcare provider to learn more about whether this innovative "
+    "treatment is right for you.",
+    "If you’re considering ketamine therapy, consult with a licensed healthcare provider to "
+    "determine if it’s the right fit for your mental health needs.",
+    # about the article, citation lines
+    "This article will explore the science behind mental health infusions, including how "
+    "ketamine works in the brain, its benefits, and what you can expect from this innovative "
+    "treatment.",
+    "https://pubmed.ncbi.nlm.nih.gov/35326338/",
+    "This content was written by AI and reviewed by a human for quality and compliance.",
+    # promotion without a checkable fact
+    "Ketamine Infusion Therapy represents a beacon of hope for individuals suffering from "
+    "debilitating mental health conditions.",
+    "The journey to mental wellness is deeply personal, and having access to innovative "
+    "treatments like ketamine can make all the difference.",
+]
+
+
+@pytest.mark.parametrize("sentence", NOT_CLAIMS)
+def test_non_claims_are_not_extracted(sentence: str) -> None:
+    scored = score_sentence(sentence)
+    assert scored is None or scored[1] < MIN_CHECKWORTHINESS
+    assert extract_claims(sentence) == []
+
+
+def test_seed_004_drops_headings_ctas_and_reference_lines() -> None:
+    text = seed_text("004")
+    extracted = {c.text for c in extract_claims(text)}
+    for sentence in sentences(text):
+        if sentence.startswith(("http", "Book", "Start your", "Click", "Call us")):
+            assert sentence not in extracted
+        if sentence.endswith("?"):
+            assert sentence not in extracted
+    assert (
+        "FDA Approval: In 2019, the FDA approved esketamine, a derivative of ketamine, for "
+        "treatment-resistant depression." in extracted
+    )
+
+
+def test_list_items_inherit_their_introduction() -> None:
+    text = "It’s also being used for:\n- Bipolar Disorder: For managing depressive episodes.\n"
+    [claim] = extract_claims(text)
+    assert claim.text == "Bipolar Disorder: For managing depressive episodes."
+    assert "indication:(context)" in claim.cues
+
+
+def test_anaphora_carries_the_previous_claim() -> None:
+    text = (
+        "Many patients report a sense of dissociation during the infusion. "
+        "This sensation is usually mild and temporary."
+    )
+    alone = score_sentence("This sensation is usually mild and temporary.")
+    assert alone is not None and alone[1] < MIN_CHECKWORTHINESS
+    claims = extract_claims(text)
+    assert [c.text for c in claims][-1] == "This sensation is usually mild and temporary."
+    assert claims[-1].category == "safety"
+
+
+def test_score_sentences_keeps_near_misses() -> None:
+    text = seed_text("004")
+    everything = score_sentences(text)
+    kept = extract_claims(text)
+    assert set(kept) < set(everything)
+    assert any(c.checkworthiness < MIN_CHECKWORTHINESS for c in everything)
+
+
+# --- categories ---------------------------------------------------------------------
+
+CATEGORY_CASES = [
+    (
+        "Unlike traditional antidepressants that take weeks to show effects, ketamine can "
+        "provide rapid relief.",
+        "comparison",
+    ),
+    ("Ketamine can alleviate symptoms of depression and anxiety within hours.", "onset"),
+    ("In 2019, the FDA approved esketamine for treatment-resistant depression.", "regulatory"),
+    ("Some applications remain off-label.", "regulatory"),
+    ("Up to 70% of patients respond to a single infusion.", "statistic"),
+    (
+        "Side effects may include dissociation, dizziness, nausea, and increased blood pressure.",
+        "safety",
+    ),
+    ("Long-term recreational use has been linked to bladder problems and addiction.", "safety"),
+    ("Typically, patients undergo a series of 6 to 12 infusions over several weeks.", "protocol"),
+    (
+        "It can be delivered as an intramuscular injection, nasal spray, or oral lozenges.",
+        "protocol",
+    ),
+    ("Ketamine primarily works by blocking NMDA receptors in the brain.", "mechanism"),
+    ("Ketamine stimulates the production of BDNF, which supports neuroplasticity.", "mechanism"),
+    (
+        "Ketamine therapy has shown significant promise for treatment-resistant depression.",
+        "efficacy",
+    ),
+    ("Bipolar Depression: Offers a treatment option during depressive episodes.", "indication"),
+    ("Insurance coverage for ketamine therapy varies widely.", "access"),
+    ("A randomized, placebo-controlled trial has demonstrated this.", "efficacy"),
+]
+
+
+@pytest.mark.parametrize(("sentence", "category"), CATEGORY_CASES)
+def test_category_of_clear_examples(sentence: str, category: str) -> None:
+    [claim] = extract_claims(sentence)
+    assert claim.category == category
+
+
+def test_categories_are_documented() -> None:
+    assert set(CATEGORIES) == set(CATEGORY_DESCRIPTIONS)
+    assert {"efficacy", "onset", "safety", "mechanism", "regulatory", "comparison"} <= set(
+        CATEGORIES
+    )
+
+
+def test_cues_explain_the_score() -> None:
+    [claim] = extract_claims(
+        "Ketamine can alleviate symptoms of depression and anxiety within hours."
+    )
+    assert "onset:within hours" in claim.cues
+    [advice] = score_sentences(
+        "It’s important to work with an experienced healthcare provider to ensure that "
+        "ketamine therapy is safe."
+    )
+    assert any(cue.startswith("-advice:") for cue in advice.cues)
+    assert advice.checkworthiness < MIN_CHECKWORTHINESS
+
+
+def test_checkable_claims_outscore_hedged_promotion() -> None:
+    strong = score_sentence(
+        "In 2019, the FDA approved esketamine for treatment-resistant depression."
+    )
+    weak = score_sentence(
+        "Ketamine therapy has emerged as a promising treatment option for mental health."
+    )
+    assert strong is not None and weak is not None
+    assert strong[1] >= MIN_CHECKWORTHINESS > weak[1]
+
+
+# --- quality against the gold annotations -------------------------------------------
+
+
+def test_gold_annotations_match_their_articles() -> None:
+    files = sorted(ANNOTATIONS.glob("*.json"))
+    assert len(files) >= 2
+    for path in files:
+        text = read_path(ARTICLES / f"{path.stem}.txt").text
+        gold = load_gold(path, text)
+        assert gold
+        assert all(g.category in CATEGORIES for g in gold)
+        spans = [(g.start, g.end) for g in gold]
+        assert spans == sorted(spans) and len(set(spans)) == len(spans)
+
+
+def test_load_gold_rejects_a_shifted_span(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps([{"start": 1, "end": 5, "text": "abcd", "category": "onset"}]))
+    with pytest.raises(ValueError, match="does not match"):
+        load_gold(bad, "xabcX")
+
+
+def test_span_matching_rule() -> None:
+    assert spans_match((0, 10), (5, 10))  # half of the shorter span overlaps
+    assert spans_match((0, 100), (40, 50))
+    assert not spans_match((0, 10), (6, 20))
+    assert not spans_match((0, 10), (10, 20))
+
+
+def test_extractor_quality_on_annotated_articles() -> None:
+    result = evaluate(ANNOTATIONS, ARTICLES)
+    overall = result["overall"]
+    assert isinstance(overall, dict)
+    assert overall["recall"] >= 0.9, result
+    assert overall["precision"] >= 0.75, result
+    articles = result["articles"]
+    assert isinstance(articles, dict) and len(articles) >= 2
+    for stem, scores in articles.items():
+        assert scores["recall"] >= 0.8, stem
+        assert scores["precision"] >= 0.7, stem
+
+
+def test_benchmark_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["benchmark"] == "claims_quality"
+    assert set(printed["overall"]) >= {"precision", "recall", "f1"}
+
+
+# --- canonical statements and grouping ----------------------------------------------
+
+
+def test_canonical_statement_strips_places_brands_and_hedges() -> None:
+    key = canonical_statement(
+        "In NYC, ketamine therapy at our Brooklyn clinic may often relieve depression within hours."
+    )
+    assert key == canonical_statement("Ketamine relieves depression within hours.")
+    assert "nyc" not in key and "brooklyn" not in key and "may" not in key.split()
+    assert canonical_statement(
+        "Ketamine infusions at Bay Area Ketamine Center relieve depression quickly."
+    ) == canonical_statement("Ketamine relieves depression rapidly.")
+
+
+def test_canonical_statement_keeps_condition_acronyms() -> None:
+    assert "ptsd" in canonical_statement("Ketamine is effective in PTSD.").split()
+
+
+def test_canonical_statement_folds_synonyms() -> None:
+    a = canonical_statement("Ketamine offers fast-acting relief compared to SSRIs.")
+    b = canonical_statement("Ketamine provides rapid relief compared with antidepressants.")
+    assert a == b
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_canonical_statement_is_idempotent(path: Path) -> None:
+    text = read_path(path).text
+    for sentence in sentences(text):
+        key = canonical_statement(sentence)
+        assert canonical_statement(key) == key
+
+
+def test_claim_similarity_properties() -> None:
+    a = "Ketamine primarily works by blocking NMDA receptors in the brain."
+    b = "Ketamine primarily works by blocking a receptor in the brain called the NMDA receptor."
+    c = "Most side effects are temporary and resolve shortly after each session."
+    assert claim_similarity(a, a) == 1.0
+    assert claim_similarity(a, b) == claim_similarity(b, a)
+    assert claim_similarity(a, b) > 0.6
+    assert claim_similarity(a, c) < 0.2
+    assert claim_similarity("", a) == 0.0
+
+
+def _all_seed_claims() -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    origin: list[str] = []
+    for path in SEEDS:
+        for claim in extract_claims(read_path(path).text):
+            texts.append(claim.text)
+            origin.append(path.stem[:3])
+    return texts, origin
+
+
+def _group_of(groups: list[ClaimGroup], texts: list[str], fragment: str) -> list[int]:
+    index = next(i for i, t in enumerate(texts) if fragment in t)
+    [group] = [g for g in groups if index in g.members]
+    return list(group.members)
+
+
+def test_relief_within_hours_claims_group_across_seeds() -> None:
+    texts, origin = _all_seed_claims()
+    groups = group_claims(texts)
+    members = _group_of(groups, texts, "ketamine can alleviate depressive symptoms within hours")
+    grouped = [texts[i] for i in members]
+    assert len({origin[i] for i in members}) >= 4
+    for fragment in (
+        "ketamine can alleviate symptoms of depression and anxiety within hours",  # 001
+        "ketamine often produces rapid results, sometimes within hours",  # 003
+        "Many patients report improvements within hours or days",  # 003
+        "Many patients report feeling better within hours or days",  # 002
+    ):
+        assert any(fragment in t for t in grouped), fragment
+    assert not any("side effects" in t.lower() for t in grouped)
+    assert not any("NMDA" in t for t in grouped)
+
+
+def test_repeated_mechanism_claims_group_and_unrelated_ones_do_not() -> None:
+    texts, _ = _all_seed_claims()
+    groups = group_claims(texts)
+    nmda = _group_of(groups, texts, "Ketamine primarily works by blocking NMDA receptors")
+    assert any("called the NMDA receptor" in texts[i] for i in nmda)
+    side_effects = _group_of(groups, texts, "Most side effects are temporary and resolve")
+    assert any("Most of the side effects are temporary" in texts[i] for i in side_effects)
+    assert not set(nmda) & set(side_effects)
+    fda = _group_of(groups, texts, "the FDA approved esketamine")
+    assert not any("within hours" in texts[i] for i in fda)
+
+
+def test_groups_partition_the_claims_deterministically() -> None:
+    texts, _ = _all_seed_claims()
+    groups = group_claims(texts)
+    assert groups == group_claims(texts)
+    members = sorted(i for g in groups for i in g.members)
+    assert members == list(range(len(texts)))
+    assert len(groups) < len(texts)
+    for group in groups:
+        assert group.members == sorted(group.members)
+        assert len(group.scores) == len(group.members)
+        assert all(0.0 <= s <= 1.0 for s in group.scores)
+        assert group.representative in group.members
+        assert group.statement == canonical_statement(texts[group.representative])
+        assert group.scores[group.members.index(group.representative)] == 1.0
+    assert [g.members[0] for g in groups] == sorted(g.members[0] for g in groups)
+
+
+def test_group_threshold_controls_merging() -> None:
+    texts = [
+        "Ketamine relieves depression within hours.",
+        "Ketamine can relieve depressive symptoms within hours.",
+        "Ketamine blocks NMDA receptors.",
+    ]
+    assert [g.members for g in group_claims(texts)] == [[0, 1], [2]]
+    assert [g.members for g in group_claims(texts, threshold=1.01)] == [[0], [1], [2]]
+    assert group_claims([]) == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("10% of patients relapse within a month.", "90% of patients relapse within a month."),
+        ("Ketamine causes weight gain.", "Ketamine does not cause weight gain."),
+        ("Ketamine raises blood pressure.", "Ketamine lowers blood pressure."),
+    ],
+)
+def test_contradicting_claims_are_not_grouped(a: str, b: str) -> None:
+    assert claim_similarity(a, b) < DEFAULT_GROUP_THRESHOLD
+    assert len(group_claims([a, b])) == 2
+    # The same claims reworded without the contradiction do group.
+    assert claim_similarity(a, a.replace("Ketamine", "Ketamine therapy")) == 1.0
