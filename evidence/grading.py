@@ -243,7 +243,9 @@ _CUE_IN_VITRO = _rx(
 
 def _clean(text: str) -> str:
     """Text without inline markup, so cues match across ``<i>`` and similar tags."""
-    return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    return _SPACE.sub(" ", text).strip()
 
 
 def _mesh_display(term: str) -> str:
@@ -265,7 +267,36 @@ def _quote(terms: Iterable[str]) -> str:
     return ", ".join(f"'{t}'" for t in terms)
 
 
+# Words one of which must occur (case-folded) for a cue pattern to match at all: checking
+# them with ``in`` first skips most regex scans of long abstracts (classification is on the
+# bulk-load path).
+_PREFILTER: dict[re.Pattern[str], tuple[str, ...]] = {
+    _CUE_SR_TITLE: ("systemat", "meta"),
+    _CUE_MA_TITLE: ("meta",),
+    _CUE_SR_ABSTRACT: ("systemat",),
+    _CUE_RANDOMISED_TITLE: ("random",),
+    _CUE_RANDOMISED_ABSTRACT: ("random",),
+    _CUE_TRIAL: ("placebo", "open", "single", "phase", "trial"),
+    _CUE_SR_INCLUDES_RCT: ("random", "rct"),
+    _CUE_SR_INCLUDES_OBS: ("cohort", "observational", "control", "sectional", "random"),
+    _CUE_CASE_SERIES: ("case", "chart"),
+    _CUE_CASE_REPORT: ("case",),
+    _CUE_SEVERAL_CASES: ("patients", "cases"),
+    _CUE_CASE_CONTROL: ("control",),
+    _CUE_COHORT: ("cohort",),
+    _CUE_PROSPECTIVE: ("prospective", "longitudinal"),
+    _CUE_CROSS_SECTIONAL: ("sectional",),
+    _CUE_ANIMAL_ABSTRACT: ("sprague", "wistar", "c57bl", "balb", "mice"),
+    _CUE_IN_VITRO: ("vitro", "cell", "organoid"),
+}
+
+
 def _cue(pattern: re.Pattern[str], text: str) -> str | None:
+    words = _PREFILTER.get(pattern)
+    if words is not None:
+        folded = text.casefold()
+        if not any(w in folded for w in words):
+            return None
     match = pattern.search(text)
     return match.group(0) if match else None
 
