@@ -167,10 +167,22 @@ class VerifyResult:
     checked: int
     first_bad_id: int | None = None
     reason: str | None = None
+    head_hash: str | None = None
 
 
-def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
+def verify(session: Session, *, batch: int = 5000, anchor: str | None = None) -> VerifyResult:
     """Recompute the hash chain over every audit event, in id order.
+
+    Parameters
+    ----------
+    session
+        Read session.
+    batch
+        Events read per query.
+    anchor
+        A head hash recorded earlier (an export manifest's ``head_hash``): the chain must
+        still contain it. The chain alone cannot show that its newest events were cut off;
+        an anchor kept elsewhere can.
 
     Returns
     -------
@@ -183,6 +195,7 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
     expected_id = 1
     checked = 0
     last_id = 0
+    anchor_seen = anchor is None
     while True:
         rows = session.exec(
             select(AuditEvent).where(col(AuditEvent.id) > last_id)
@@ -194,10 +207,11 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
             assert ev.id is not None
             if ev.id != expected_id:
                 return VerifyResult(False, checked, ev.id,
-                                    f"event {expected_id} is missing (next id is {ev.id})")
+                                    f"event {expected_id} is missing (next id is {ev.id})",
+                                    prev_hash)
             if ev.prev_hash != prev_hash:
                 return VerifyResult(False, checked, ev.id,
-                                    "link to the previous event does not match")
+                                    "link to the previous event does not match", prev_hash)
             recomputed = compute_hash(
                 event_id=ev.id, occurred_at=ev.occurred_at, actor=ev.actor, action=ev.action,
                 entity=ev.entity, entity_id=ev.entity_id, before=ev.before, after=ev.after,
@@ -205,10 +219,16 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
             )
             if recomputed != ev.hash:
                 return VerifyResult(False, checked, ev.id,
-                                    "content does not match its hash (edited)")
+                                    "content does not match its hash (edited)", prev_hash)
             prev_hash = ev.hash
+            anchor_seen = anchor_seen or ev.hash == anchor
             expected_id += 1
             checked += 1
             last_id = ev.id
         session.expunge_all()
-    return VerifyResult(True, checked)
+    head = prev_hash if checked else None
+    if not anchor_seen:
+        return VerifyResult(False, checked, None,
+                            f"anchor {anchor} is not in the chain (events were cut off or "
+                            "replaced)", head)
+    return VerifyResult(True, checked, head_hash=head)

@@ -195,7 +195,7 @@ def studies_list(as_json: JsonOpt = False) -> None:
     """
     from sqlmodel import Session
 
-    with Session(_engine()) as session:
+    with db.read_session(_engine()) as session:
         df = queries.studies(session)
     rows = df.drop(columns=["study_id"]).to_dict(orient="records")
     if as_json:
@@ -228,7 +228,7 @@ def link_cmd(
 
         discoverer = pubmed.discoverer(engine, pubmed.make_client(), per_claim=per_claim,
                                        actor=ACTOR)
-    with Session(engine) as session:
+    with db.read_session(engine) as session:
         n_claims = len(queries.claims(session))
     with _progress(n_claims, "claims", enabled=not as_json) as tick:
         summary = linking.link_all(engine, discover=discoverer, actor=ACTOR, on_claim=tick)
@@ -288,7 +288,7 @@ def claims_list(
     """
     from sqlmodel import Session
 
-    with Session(_engine()) as session:
+    with db.read_session(_engine()) as session:
         df = queries.claims(session, article_id=article, category=category, status=status,
                             flag=flag)
     rows = df.to_dict(orient="records")
@@ -311,7 +311,7 @@ def citations_list(
     """
     from sqlmodel import Session
 
-    with Session(_engine()) as session:
+    with db.read_session(_engine()) as session:
         df = queries.citations(session, article_id=article, kind=kind)
     rows = df.to_dict(orient="records")
     if as_json:
@@ -322,19 +322,26 @@ def citations_list(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
+def audit_verify(
+    anchor: Annotated[str | None, typer.Option(
+        help="A head hash recorded earlier (e.g. an export manifest's): must be in the chain."
+    )] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Recompute the audit hash chain; exit 1 naming the first bad event if it is broken.
 
-    Example: substantiate audit verify
+    Example: substantiate audit verify --anchor 3f2a...c9
     """
     from sqlmodel import Session
 
-    with Session(_engine()) as session:
-        result = audit.verify(session)
+    with db.read_session(_engine()) as session:
+        result = audit.verify(session, anchor=anchor)
     if as_json:
         _emit_json(result.__dict__)
     elif result.ok:
-        out.print(f"audit trail intact: {result.checked} events verified")
+        out.print(f"audit trail intact: {result.checked} events verified; head {result.head_hash}")
+    elif result.first_bad_id is None:
+        err.print(f"audit trail BROKEN: {result.reason}")
     else:
         err.print(f"audit trail BROKEN at event {result.first_bad_id}: {result.reason} "
                   f"({result.checked} events before it verified)")
@@ -354,7 +361,7 @@ def export_cmd(
     """
     from sqlmodel import Session
 
-    with Session(_engine()) as session:
+    with db.read_session(_engine()) as session:
         manifest = export.export(session, out_dir=out_dir, fmt=fmt)
     if as_json:
         _emit_json(manifest)
@@ -427,10 +434,10 @@ def demo(
             engine, offline, actor=ACTOR)]
     else:
         fetched = pubmed.ingest_pubmed(engine, client, actor=ACTOR).as_dict()
-        with Session(engine) as session:
+        with db.read_session(engine) as session:
             not_fetched = [f"{c.kind}:{c.identifier} ({c.status})"
                            for c in pubmed.unresolved_citations(session)]
-    with Session(engine) as session:
+    with db.read_session(engine) as session:
         n_claims = len(queries.claims(session))
     with _progress(n_claims, "linking", enabled=not as_json) as tick:
         links = linking.link_all(engine, actor=ACTOR, on_claim=tick)

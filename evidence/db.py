@@ -55,7 +55,9 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (``read_session``) begin DEFERRED so they never hold the lock.
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _json_dumps(value: Any) -> str:
@@ -179,6 +181,21 @@ def get_engine(settings: Settings | None = None) -> Engine:
     if url not in _engines:
         _engines[url] = make_engine(url)
     return _engines[url]
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine for read-only sessions: on SQLite they do not take the write lock."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reads only (listing, exports, verification); rolled back at the end."""
+    with Session(reader(engine), expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 @contextmanager

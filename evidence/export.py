@@ -111,14 +111,13 @@ def export(session: Session, *, out_dir: Path, fmt: str = "csv") -> dict[str, An
             files.append({"file": path.name, "table": name, "rows": len(df),
                           "columns": list(df.columns), "sha256": _sha256(path)})
     check = audit.verify(session)
-    head = queries.audit_log(session).tail(1)
     manifest = {
         "generated_at": utcnow().isoformat(),
         "format": fmt,
         "files": files,
         "audit": {"verified": check.ok, "events": check.checked,
                   "first_bad_id": check.first_bad_id, "reason": check.reason,
-                  "head_hash": None if head.empty else str(head["hash"].iloc[0])},
+                  "head_hash": check.head_hash},
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -83,4 +83,16 @@ def test_reordered_events_are_named(session: Session, engine: Engine) -> None:
 
 
 def test_empty_trail_verifies(session: Session) -> None:
-    assert audit.verify(session) == audit.VerifyResult(True, 0)
+    assert audit.verify(session) == audit.VerifyResult(True, 0, head_hash=None)
+
+
+def test_cut_off_tail_is_caught_by_an_anchor(session: Session, engine: Engine) -> None:
+    _append(session, 5)
+    head = audit.verify(session).head_hash
+    assert head is not None
+    session.rollback()  # end the read transaction before another connection writes
+    _tamper(engine, "DELETE FROM audit_event WHERE id >= 4")
+    session.expire_all()
+    assert audit.verify(session).ok  # the chain alone cannot tell
+    result = audit.verify(session, anchor=head)
+    assert not result.ok and "cut off" in (result.reason or "")

@@ -140,6 +140,9 @@ def test_audit_verify_reports_tampering(monkeypatch, capsys, corpus: Path) -> No
     run(monkeypatch, capsys, "demo", "--json")
     code, out, _ = run(monkeypatch, capsys, "audit", "verify")
     assert code == 0 and out.startswith("audit trail intact:")
+    anchor = out.strip().rsplit(" ", 1)[-1]
+    code, out, _ = run(monkeypatch, capsys, "audit", "verify", "--anchor", anchor)
+    assert code == 0
     from sqlalchemy import create_engine
 
     eng = create_engine(f"sqlite:///{corpus.parent / 'substantiate.db'}")
