@@ -193,7 +193,6 @@ def studies_list(as_json: JsonOpt = False) -> None:
 
     Example: substantiate studies list --json
     """
-    from sqlmodel import Session
 
     with db.read_session(_engine()) as session:
         df = queries.studies(session)
@@ -217,7 +216,6 @@ def link_cmd(
 
     Example: substantiate link --discover
     """
-    from sqlmodel import Session
 
     from evidence import linking
 
@@ -286,7 +284,6 @@ def claims_list(
 
     Example: substantiate claims list --category safety --json
     """
-    from sqlmodel import Session
 
     with db.read_session(_engine()) as session:
         df = queries.claims(session, article_id=article, category=category, status=status,
@@ -309,7 +306,6 @@ def citations_list(
 
     Example: substantiate citations list --kind web
     """
-    from sqlmodel import Session
 
     with db.read_session(_engine()) as session:
         df = queries.citations(session, article_id=article, kind=kind)
@@ -332,7 +328,6 @@ def audit_verify(
 
     Example: substantiate audit verify --anchor 3f2a...c9
     """
-    from sqlmodel import Session
 
     with db.read_session(_engine()) as session:
         result = audit.verify(session, anchor=anchor)
@@ -359,7 +354,6 @@ def export_cmd(
 
     Example: substantiate export --format csv --out exports/
     """
-    from sqlmodel import Session
 
     with db.read_session(_engine()) as session:
         manifest = export.export(session, out_dir=out_dir, fmt=fmt)
