@@ -79,11 +79,12 @@ def update_versioned(
     StaleWrite
         Someone else saved the row since ``expected_version``; ``current`` holds their values.
     """
+    table: Any = model
+    name = str(table.__tablename__)
     row = session.get(model, row_id)
     if row is None:
-        raise NotFound(f"{model.__tablename__} {row_id} does not exist")  # type: ignore[attr-defined]
+        raise NotFound(f"{name} {row_id} does not exist")
     before = audit.snapshot(row)
-    table: Any = model
     stmt = (
         update(table)
         .where(table.id == row_id, table.version == expected_version)
@@ -94,12 +95,12 @@ def update_versioned(
     if result.rowcount == 0:
         current = audit.snapshot(row)
         raise StaleWrite(
-            f"{model.__tablename__} {row_id} was changed by someone else "  # type: ignore[attr-defined]
+            f"{name} {row_id} was changed by someone else "
             f"(you edited version {expected_version}, it is now version {current.get('version')})",
             current=current,
         )
     audit.record(session, actor=actor, action=action,
-                 entity=model.__tablename__, entity_id=row_id,  # type: ignore[attr-defined]
+                 entity=name, entity_id=row_id,
                  before=before, after=audit.snapshot(row))
     return row
 

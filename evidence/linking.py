@@ -242,7 +242,7 @@ def link_all(
         articles = list(session.exec(select(Article).where(col(Article.is_current))
                                      .order_by(col(Article.id))).all())
         cited_by_article: dict[int, set[int]] = {}
-        pmid_to_id = {s.pmid: sid for sid, s in studies.items()}
+        pmid_to_id = {s.pmid: sid for sid, s in studies.items() if sid is not None}
         for c in session.exec(select(Citation).where(Citation.status == "resolved")).all():
             if c.pmid and c.pmid in pmid_to_id:
                 cited_by_article.setdefault(c.article_id, set()).add(pmid_to_id[c.pmid])
@@ -360,7 +360,7 @@ def _sync_links(
         if "cited" in origins and fits:
             cited_fits[sid] = True
         origin, also = _candidate_origin(origins)
-        values = {"origin": origin, "also_found_by": also,
+        values: dict[str, Any] = {"origin": origin, "also_found_by": also,
                   "score": round(scores.get(sid, 0.0), 6), "rank": rank,
                   "explanation": explanation, "indirect": bool(indirectness["indirect"]),
                   "indirectness": indirectness, "fits": fits}

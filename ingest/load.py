@@ -85,7 +85,8 @@ def study_values(
     now = utcnow()
     return {
         "pmid": record.pmid,
-        "pmid_version": int(record.version) if (record.version or "").isdigit() else 1,
+        "pmid_version": int(record.version) if record.version and record.version.isdigit()
+        else 1,
         "status": record.status,
         "is_book": record.is_book,
         "title": record.title or "",
@@ -210,7 +211,8 @@ def _existing(session: Session, pmids: Sequence[str]) -> dict[str, tuple[int, st
             select(Study.id, Study.pmid, Study.record_sha256, Study.deleted)
             .where(col(Study.pmid).in_(chunk))
         ).all():
-            found[pmid] = (sid, sha, deleted)
+            if sid is not None:
+                found[pmid] = (sid, sha, deleted)
     return found
 
 
