@@ -736,7 +736,7 @@ def _collect(el: etree._Element, parts: list[str], local: str, in_math: bool) ->
             if block:
                 parts.append(" ")
             elif child_local in _WORD_TAGS:
-                inner = "".join(child.itertext())
+                inner = "".join(str(t) for t in child.itertext())
                 if inner[:1].isalnum() and _ends_alnum(parts):
                     parts.append(" ")
             _collect(child, parts, child_local, child_math)
