@@ -147,3 +147,34 @@ def test_assessed_link_is_never_removed(linked: Engine) -> None:
     assert summary.links_removed > 0  # unassessed local links went
     with Session(linked) as s:
         assert s.get(EvidenceLink, spray_id) is not None
+
+
+def test_discovery_fetches_pubmed_hits_per_canonical_claim(engine: Engine, tmp_path: Path,
+                                                           fake_eutils) -> None:  # type: ignore[no-untyped-def]
+    from evidence.match import build_pubmed_query
+    from evidence.models import CanonicalClaim
+    from ingest import pubmed
+
+    (tmp_path / "post.txt").write_text(ARTICLE)
+    pipeline.ingest_articles(engine, [str(tmp_path / "post.txt")])
+    with Session(engine) as s:
+        target = _claim(s, "within 24 hours")
+        cc = s.get(CanonicalClaim, target.canonical_id)
+        assert cc is not None
+        query = build_pubmed_query(cc.statement, category=cc.category)
+    fake_eutils.set_search(query, [str(IV_KETAMINE_RCT["pmid"])])
+    fake_eutils.add_record(str(IV_KETAMINE_RCT["pmid"]), article_xml(**IV_KETAMINE_RCT))  # type: ignore[arg-type]
+    client = pubmed.EntrezClient("t@example.org", base_url=fake_eutils.url, max_wait=5.0)
+    summary = linking.link_all(engine, discover=pubmed.discoverer(engine, client, per_claim=3))
+    assert summary.discovered_pmids == 1 and not summary.problems
+    with Session(engine) as s:
+        links = _links(s, _claim(s, "within 24 hours"))
+        assert links[str(IV_KETAMINE_RCT["pmid"])].origin == "pubmed"
+        assert links[str(IV_KETAMINE_RCT["pmid"])].fits
+    # Every search the discovery made is stored as provenance.
+    searches = [r for r in fake_eutils.requests if r.utility == "esearch"]
+    with Session(engine) as s:
+        from evidence.models import RawRecord
+
+        stored = s.exec(select(RawRecord).where(RawRecord.utility == "esearch")).all()
+        assert len(stored) == len(searches) >= 1
