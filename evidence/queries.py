@@ -583,6 +583,11 @@ def claim_studies(session: Session, claim_id: int) -> pd.DataFrame:
     return _frame(rows, STUDY_LINK_COLUMNS)
 
 
+def has_study(session: Session, pmid: str) -> bool:
+    """Whether a study with this PMID is in the database."""
+    return session.exec(select(Study.id).where(col(Study.pmid) == pmid)).first() is not None
+
+
 def has_reviewed(session: Session, claim_id: int, user_id: int) -> bool:
     """Whether the user has submitted a review verdict on the claim."""
     return session.exec(
@@ -689,16 +694,32 @@ def final_verdict(session: Session, claim_id: int) -> dict[str, Any] | None:
             "action": v.action, "version": v.version, "updated_at": v.updated_at}
 
 
-def adjudication_queue(session: Session, *, required: int | None = None) -> pd.DataFrame:
+def adjudication_queue(session: Session, *, viewer: AppUser | None,
+                       required: int | None = None,
+                       independent: bool | None = None) -> pd.DataFrame:
     """Claims waiting for a final verdict: disagreements first, then agreed reviews.
+
+    Parameters
+    ----------
+    viewer
+        Who is looking. Under independent review only adjudicators and admins see the
+        reviews' values; for anyone else ``substantiations`` / ``certainties`` are empty.
+    required
+        Reviews a claim needs (default ``review.required_reviews()``).
+    independent
+        Dual independent review (default: the setting).
 
     Returns
     -------
     DataFrame
         Columns ``ADJUDICATION_COLUMNS``; ``substantiations`` / ``certainties`` list the
-        reviews' values (adjudicators are not blinded).
+        reviews' values, in the order they were first saved.
     """
     required = required if required is not None else review.required_reviews()
+    if independent is None:
+        independent = get_settings().independent_review
+    unblinded = not independent or (viewer is not None and viewer.role in ("adjudicator",
+                                                                           "admin"))
     # Few claims wait for adjudication at any time: find them, then load their details.
     values: dict[int, list[tuple[str, str]]] = {}
     for cid, s, c in session.exec(
@@ -728,8 +749,9 @@ def adjudication_queue(session: Session, *, required: int | None = None) -> pd.D
                 {"claim_id": claim.id, "article_title": title, "text": claim.text,
                  "category": claim.category, "status": claim.status,
                  "stage": review.review_stage(claim.status, n, required), "n_reviews": n,
-                 "substantiations": [s for s, _ in values[claim.id]],
-                 "certainties": [c for _, c in values[claim.id]], "version": claim.version},
+                 "substantiations": [s for s, _ in values[claim.id]] if unblinded else [],
+                 "certainties": [c for _, c in values[claim.id]] if unblinded else [],
+                 "version": claim.version},
             ))
     out = [row for *_, row in sorted(found, key=lambda f: f[:3])]
     return _frame(out, ADJUDICATION_COLUMNS)

@@ -1,0 +1,46 @@
+"""Substantiate's reviewer app: the router.
+
+Run with ``streamlit run app.py`` (or ``substantiate app``). The screens live in
+``app_pages/``; this file sets the page up, resolves who is signed in, and offers each
+role its screens. Roles are enforced again by every write in ``evidence.review``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import ui
+from evidence.errors import ConfigError
+
+st.set_page_config(page_title="Substantiate", page_icon=":material/fact_check:",
+                   layout="wide")
+
+try:
+    user = ui.current_user()
+except ConfigError as e:
+    st.error(ui.md_escape(f"The database cannot be opened: {e}"))
+    st.stop()
+
+if user is None:
+    pages = [st.Page("app_pages/sign_in.py", title="Sign in", icon=":material/login:")]
+else:
+    pages = [
+        st.Page("app_pages/queue.py", title="Queue", icon=":material/list:", default=True),
+        st.Page("app_pages/claim.py", title="Claim", icon=":material/rate_review:"),
+        st.Page("app_pages/dashboard.py", title="Dashboard", icon=":material/monitoring:"),
+    ]
+    if user.role in ("adjudicator", "admin"):
+        pages.append(st.Page("app_pages/adjudication.py", title="Adjudication",
+                             icon=":material/gavel:"))
+    if user.role == "admin":
+        pages.append(st.Page("app_pages/users.py", title="Users", icon=":material/group:"))
+    with st.sidebar:
+        st.markdown(f"Signed in as **{ui.md_escape(user.username)}** · {user.role}")
+        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+            ui.sign_out()
+            st.rerun()
+
+page = st.navigation(pages)
+st.session_state[ui.PREVIOUS_PAGE_KEY] = st.session_state.get(ui.PAGE_KEY)
+st.session_state[ui.PAGE_KEY] = page.url_path
+page.run()

@@ -1,0 +1,1 @@
+"""The reviewer app's screens (run through ``app.py``'s ``st.navigation``)."""

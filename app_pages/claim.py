@@ -1,0 +1,414 @@
+"""Claim screen: the claim in its paragraph, its studies, and the grading forms.
+
+The forms remember the version of each row they were filled from (``claim_loaded``), so a
+save that would overwrite someone else's newer change is refused and the change is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import streamlit as st
+
+from app_pages import ui
+from evidence import queries, review
+from evidence.errors import NotFound, StaleWrite, SubstantiateError
+from evidence.models import (
+    ACTIONS,
+    CERTAINTY,
+    DOMAIN_RATINGS,
+    GRADE_DOMAINS,
+    RELEVANCE,
+    STANCES,
+    SUBSTANTIATION,
+)
+
+user = ui.require_user()
+ui.show_flash()
+
+
+def _selected_claim() -> int | None:
+    param = st.query_params.get("claim")
+    if param is not None and str(param).isdigit():
+        st.session_state[ui.CLAIM_KEY] = int(param)
+    claim_id = st.session_state.get(ui.CLAIM_KEY)
+    return int(claim_id) if claim_id is not None else None
+
+
+def _go(claim_id: int) -> None:
+    st.session_state[ui.CLAIM_KEY] = claim_id
+    st.query_params["claim"] = str(claim_id)
+    st.rerun()
+
+
+def _index(options: tuple[str, ...], value: Any) -> int | None:
+    return options.index(value) if value in options else None
+
+
+claim_id = _selected_claim()
+if claim_id is None:
+    st.title("Claim")
+    st.info("Pick a claim in the queue to review it.", icon=":material/list:")
+    st.page_link(ui.QUEUE_PAGE, label="Go to the queue", icon=":material/list:")
+    st.stop()
+
+with ui.reading() as session:
+    ctx = queries.claim_context(session, claim_id)
+    if ctx is not None:
+        studies = queries.claim_studies(session, claim_id)
+        siblings = queries.canonical_siblings(session, claim_id)
+        verdicts = queries.claim_verdicts(session, claim_id, viewer=user)
+        assessments = queries.claim_assessments(session, claim_id, viewer=user)
+        others_visible = queries.others_visible(session, claim_id, user)
+        required = review.required_reviews()
+
+if ctx is None:
+    st.title("Claim")
+    st.warning(f"Claim {claim_id} does not exist.")
+    st.page_link(ui.QUEUE_PAGE, label="Go to the queue", icon=":material/list:")
+    st.stop()
+st.query_params["claim"] = str(claim_id)
+
+reviews = verdicts[verdicts["kind"] == "review"]
+mine = reviews[reviews["reviewer_id"] == user.id]
+my_assessments = assessments[assessments["reviewer_id"] == user.id]
+
+
+def _snapshot() -> dict[str, Any]:
+    # A new generation gives the forms new widget keys, so they show the loaded values.
+    gen = st.session_state.get("claim_gen", 0) + 1
+    st.session_state["claim_gen"] = gen
+    return {
+        "claim_id": claim_id,
+        "gen": gen,
+        "verdict": mine.iloc[0].to_dict() if len(mine) else None,
+        "assessments": {int(r["link_id"]): r for r in my_assessments.to_dict("records")},
+    }
+
+
+previous: dict[str, Any] | None = st.session_state.get("claim_loaded")
+if previous is None or previous["claim_id"] != claim_id or ui.entered_page():
+    st.session_state["claim_loaded"] = _snapshot()
+    st.session_state["claim_conflicts"] = {}
+loaded: dict[str, Any] = st.session_state["claim_loaded"]
+conflicts: dict[str, str] = st.session_state.setdefault("claim_conflicts", {})
+gen = loaded["gen"]
+
+
+def _reload() -> None:
+    """Load the rows afresh on the next run (after a save, or to take someone's change)."""
+    st.session_state.pop("claim_loaded", None)
+    st.session_state["claim_conflicts"] = {}
+
+
+def _conflict(slot: str, error: StaleWrite, *, link_id: int | None = None) -> None:
+    # Keep the user's input, remember what they now know the row to be, and say so: a
+    # second save is then a deliberate choice, never a silent overwrite.
+    conflicts[slot] = str(error)
+    current = {**error.current}
+    if link_id is None:
+        loaded["verdict"] = current
+    else:
+        loaded["assessments"][link_id] = current
+
+
+# --------------------------------------------------------------------------- header
+
+# The stage counts reviews; someone who may not see the others' reviews gets the status.
+stage = (review.review_stage(ctx.status, len(reviews), required) if others_visible
+         else ui.label(ctx.status))
+top = st.columns([6, 1, 1], vertical_alignment="bottom")
+top[0].title(f"Claim #{ctx.claim_id}")
+top[1].page_link(ui.QUEUE_PAGE, label="Queue", icon=":material/arrow_back:")
+if top[2].button("Skip", icon=":material/skip_next:", key="claim_skip", shortcut="Alt+N"):
+    filters = st.session_state.get(ui.QUEUE_FILTERS_KEY, {})
+    with ui.reading() as session:
+        nxt = queries.next_claim_id(session, after_claim_id=claim_id, **filters)
+    if nxt is None:
+        st.info("No other claim in the queue.")
+    else:
+        _go(nxt)
+
+badges = [f":blue-badge[{ui.md_escape(stage)}]",
+          f":gray-badge[{ui.md_escape(ui.label(ctx.category))}]",
+          f":gray-badge[check-worthiness {ctx.checkworthiness:.2f}]"]
+badges += [f":red-badge[{ui.md_escape(review.FLAG_LABELS.get(f, ui.label(f)))}]"
+           for f in ctx.flags]
+st.markdown(" ".join(badges))
+if user.role == "viewer":
+    st.caption("You are signed in as a viewer: you can read everything here, but not save.")
+
+with st.container(border=True):
+    st.markdown(ui.highlight(ctx.paragraph, [(ctx.claim_start, ctx.claim_end)],
+                             bold_spans=True))
+    st.caption(f"From **{ui.md_escape(ctx.article_title or '(untitled)')}** · "
+               f"{ui.md_escape(ctx.article_source)}")
+if not ctx.article_is_current:
+    st.warning("This claim is from an earlier revision of the article.")
+if ctx.canonical_statement:
+    st.markdown(f"**Canonical claim:** {ui.md_escape(ctx.canonical_statement)}")
+    if not siblings.empty:
+        with st.expander(f"Repeated in {siblings['article_id'].nunique()} other article(s)"):
+            st.dataframe(siblings[["claim_id", "article_title", "text", "status"]],
+                         hide_index=True)
+
+# --------------------------------------------------------------------------- studies
+
+st.subheader(f"Linked studies ({len(studies)})")
+if studies.empty:
+    st.info("No study is linked to this claim yet. Add one by PMID below.",
+            icon=":material/science:")
+
+
+def _badges(row: dict[str, Any]) -> str:
+    out = [f":violet-badge[{ui.md_escape(ui.label(row['design'] or 'design unknown'))}]",
+           f":violet-badge[level {ui.md_escape(row['evidence_level'] or '?')}]",
+           f":gray-badge[{ui.md_escape(row['origin'])}]"]
+    if row["indirect"]:
+        out.append(":orange-badge[indirect]")
+    if row["fits"] is False:
+        out.append(":orange-badge[does not address the claim]")
+    elif row["fits"] is True:
+        out.append(":green-badge[addresses the claim]")
+    return " ".join(out)
+
+
+def _links(row: dict[str, Any]) -> str:
+    out = []
+    if str(row["pmid"]).isdigit():
+        out.append(f"[PubMed {row['pmid']}](https://pubmed.ncbi.nlm.nih.gov/{row['pmid']}/)")
+    if row["doi"]:
+        url = f"https://doi.org/{quote(row['doi'], safe='/')}"
+        out.append(f"[DOI {ui.md_escape(row['doi'])}]({url})")
+    return " · ".join(out)
+
+
+def _assessment_form(row: dict[str, Any]) -> None:
+    link_id = int(row["link_id"])
+    mine_a = loaded["assessments"].get(link_id)
+    key = f"claim_assess_{link_id}_{gen}"
+    with st.form(key, border=False):
+        cols = st.columns([3, 2])
+        stance = cols[0].radio("Stance", STANCES, horizontal=True, format_func=ui.label,
+                               index=_index(STANCES, (mine_a or {}).get("stance")),
+                               key=f"{key}_stance")
+        relevance = cols[1].radio("Relevance", RELEVANCE, horizontal=True,
+                                  format_func=ui.label,
+                                  index=_index(RELEVANCE, (mine_a or {}).get("relevance",
+                                                                             "medium")),
+                                  key=f"{key}_relevance")
+        cols = st.columns([5, 1], vertical_alignment="bottom")
+        note = cols[0].text_input("Note", value=(mine_a or {}).get("note", ""),
+                                  key=f"{key}_note", placeholder="optional; Enter saves")
+        saved = cols[1].form_submit_button("Save assessment", key=f"claim_assess_save_{link_id}")
+    if f"link_{link_id}" in conflicts:
+        st.error(ui.md_escape(conflicts[f"link_{link_id}"]) + "  \nYour assessment is still "
+                 "in the form: save again to replace theirs with it, or load theirs instead.",
+                 icon=":material/sync_problem:")
+        if st.button("Load theirs (discard my edits)", key=f"claim_assess_reload_{link_id}"):
+            _reload()
+            st.rerun()
+    if not saved:
+        return
+    if stance is None:
+        st.error("Choose a stance.")
+        return
+    try:
+        with ui.writing() as session:
+            a = review.save_assessment(
+                session, user=user, link_id=link_id, stance=stance, relevance=relevance or
+                "medium", note=note or "",
+                expected_version=int(mine_a["version"]) if mine_a else None)
+            saved_row = {"link_id": link_id, "stance": a.stance, "relevance": a.relevance,
+                         "note": a.note, "version": a.version}
+    except StaleWrite as e:
+        _conflict(f"link_{link_id}", e, link_id=link_id)
+        st.rerun()
+    except SubstantiateError as e:
+        ui.show_error(e)
+    else:
+        loaded["assessments"][link_id] = saved_row
+        conflicts.pop(f"link_{link_id}", None)
+        st.success(f"Assessment saved (version {saved_row['version']}).",
+                   icon=":material/check:")
+
+
+def _study_card(row: dict[str, Any]) -> None:
+    with st.container(border=True):
+        if row["retracted"]:
+            st.error("**RETRACTED.** This study has been retracted; it cannot substantiate "
+                     "the claim.", icon=":material/dangerous:")
+        if row["expression_of_concern"]:
+            st.warning("The journal has published an expression of concern about this study.",
+                       icon=":material/report:")
+        if row["erratum"]:
+            st.caption("An erratum has been published for this study.")
+        rank = f"{int(row['rank'])}. " if row["rank"] is not None else ""
+        st.markdown(f"**{rank}{ui.md_escape(row['title'] or '(no title)')}**")
+        year = str(int(row["year"])) if row["year"] is not None else None
+        meta = " · ".join(ui.md_escape(x) for x in (row["journal"], year) if x)
+        st.markdown(" · ".join(p for p in (meta, _badges(row), _links(row)) if p))
+        reasons = (row["indirectness"] or {}).get("reasons") or []
+        if row["indirect"] and reasons:
+            st.caption("Indirect: " + ui.md_escape("; ".join(map(str, reasons))))
+        explanation = row["explanation"] or {}
+        terms = [str(t) for t in explanation.get("terms", [])]
+        spans = []
+        abstract = row["abstract"] or ""
+        for sentence in explanation.get("sentences", []):
+            start, end, text = int(sentence[0]), int(sentence[1]), str(sentence[2])
+            if abstract[start:end] != text:
+                found = abstract.find(text)
+                start, end = (found, found + len(text)) if found >= 0 else (-1, -1)
+            if start >= 0:
+                spans.append((start, end))
+            st.markdown("> " + ui.highlight(text, [(0, len(text))], terms=terms))
+        with st.expander("Abstract"):
+            if abstract:
+                st.markdown(ui.highlight(abstract, spans, terms=terms, inline=False))
+            else:
+                st.caption("PubMed has no abstract for this record.")
+        theirs = assessments[(assessments["link_id"] == row["link_id"])
+                             & (assessments["reviewer_id"] != user.id)]
+        if not theirs.empty:
+            st.caption("Other reviewers' assessments")
+            st.dataframe(theirs[["reviewer", "stance", "relevance", "note"]], hide_index=True)
+        _assessment_form(row)
+
+
+# Missing values as None (pandas turns them into NaN in mixed columns).
+for study_row in studies.astype(object).where(studies.notna(), None).to_dict("records"):
+    _study_card(study_row)
+
+with st.form(f"claim_add_pmid_{claim_id}", border=False):
+    cols = st.columns([4, 1], vertical_alignment="bottom")
+    pmid = cols[0].text_input("Add a study by PMID", key=f"claim_pmid_{claim_id}",
+                              placeholder="e.g. 31109201")
+    add = cols[1].form_submit_button("Link study", key="claim_add_link")
+if add:
+    try:
+        cleaned = review.clean_pmid(pmid or "")
+        if ui.FETCH_STUDY is not None:
+            review.require_reviewer(user)  # fetching writes too: not for viewers
+            with ui.reading() as session:
+                known = queries.has_study(session, cleaned)
+            if not known:
+                with st.spinner(f"Fetching PMID {cleaned} from PubMed…"):
+                    ui.FETCH_STUDY(cleaned)
+        with ui.writing() as session:
+            link = review.add_manual_link(session, user=user, claim_id=claim_id, pmid=cleaned)
+            linked = link.id
+    except NotFound as e:
+        st.warning(ui.md_escape(str(e)), icon=":material/cloud_download:")
+    except SubstantiateError as e:
+        ui.show_error(e)
+    else:
+        ui.flash("success", f"Study linked (link {linked}).")
+        st.rerun()
+
+# --------------------------------------------------------------------------- verdicts
+
+st.subheader("Verdict")
+final = verdicts[verdicts["kind"] == "final"]
+if not final.empty:
+    f = final.iloc[0]
+    st.success(f"**Final verdict** by {ui.md_escape(f['reviewer'])}: "
+               f"{ui.label(f['substantiation'])} · certainty {ui.label(f['certainty'])} · "
+               f"action {ui.label(f['action'])}", icon=":material/gavel:")
+others = reviews[reviews["reviewer_id"] != user.id]
+if not others_visible:
+    until = ("the claim's final verdict" if user.role == "viewer"
+             else "you submit your own verdict")
+    st.info(f"Independent review: reviewers' verdicts and assessments stay hidden until "
+            f"{until}.", icon=":material/visibility_off:")
+elif not others.empty:
+    st.caption("Other reviewers' verdicts")
+    st.dataframe(others[["reviewer", "substantiation", "certainty", "action", "rationale",
+                         "updated_at"]], hide_index=True)
+if user.role in ("adjudicator", "admin"):
+    if st.button("Adjudicate this claim", icon=":material/gavel:", key="claim_adjudicate"):
+        st.session_state["adjudication_claim"] = claim_id
+        st.switch_page(ui.ADJUDICATION_PAGE)
+
+suggested = ctx.suggested_certainty
+if suggested:
+    reasons = "".join(f"\n- {ui.md_escape(r)}" for r in ctx.suggestion_reasons)
+    st.info(f"Suggested certainty: **{ui.label(suggested)}**{reasons}",
+            icon=":material/lightbulb:")
+
+mine_v: dict[str, Any] | None = loaded["verdict"]
+key = f"claim_verdict_{claim_id}_{gen}"
+with st.form(key):
+    substantiation = st.radio(
+        "Substantiation", SUBSTANTIATION, horizontal=True, format_func=ui.label,
+        index=_index(SUBSTANTIATION, (mine_v or {}).get("substantiation")),
+        key=f"{key}_substantiation")
+    certainty = st.radio(
+        "GRADE certainty", CERTAINTY, horizontal=True, format_func=ui.label,
+        index=_index(CERTAINTY, (mine_v or {}).get("certainty", suggested)),
+        key=f"{key}_certainty")
+    domain_cols = st.columns(len(GRADE_DOMAINS))
+    given = (mine_v or {}).get("domains") or {}
+    domains = {
+        d: domain_cols[i].radio(ui.label(d), DOMAIN_RATINGS, format_func=ui.label,
+                                index=_index(DOMAIN_RATINGS, given.get(d, "not_serious")),
+                                key=f"{key}_{d}")
+        for i, d in enumerate(GRADE_DOMAINS)
+    }
+    rationale = st.text_area(
+        "Rationale" + (f" (required if your certainty is not {ui.label(suggested)})"
+                       if suggested else ""),
+        value=(mine_v or {}).get("rationale", ""), key=f"{key}_rationale", height=80,
+        placeholder="Why this verdict? Ctrl+S saves and opens the next claim.")
+    action = st.radio("Action", ACTIONS, horizontal=True, format_func=ui.label,
+                      index=_index(ACTIONS, (mine_v or {}).get("action")), key=f"{key}_action")
+    with st.container(horizontal=True):
+        save_next = st.form_submit_button("Save and next", type="primary",
+                                          key="claim_save_next", shortcut="Ctrl+S")
+        save_only = st.form_submit_button("Save", key="claim_save")
+
+if "verdict" in conflicts:
+    st.error(ui.md_escape(conflicts["verdict"]) + "  \nYour verdict is still in the form: "
+             "save again to replace theirs with it, or load theirs instead.",
+             icon=":material/sync_problem:")
+    if st.button("Load theirs (discard my edits)", key="claim_load_theirs"):
+        _reload()
+        st.rerun()
+
+if save_next or save_only:
+    missing = [n for n, v in (("a substantiation", substantiation),
+                              ("a certainty", certainty), ("an action", action)) if v is None]
+    if missing:
+        st.error("Choose " + ", ".join(missing) + ".")
+        st.stop()
+    assert substantiation is not None and certainty is not None and action is not None
+    try:
+        with ui.writing() as session:
+            v = review.save_verdict(
+                session, user=user, claim_id=claim_id, substantiation=substantiation,
+                certainty=certainty, action=action,
+                domains={d: r for d, r in domains.items() if r is not None},
+                rationale=rationale or "",
+                expected_version=int(mine_v["version"]) if mine_v else None)
+            version = v.version
+    except StaleWrite as e:
+        _conflict("verdict", e)
+        st.rerun()
+    except SubstantiateError as e:
+        ui.show_error(e)
+        st.stop()
+    message = f"Verdict on claim #{claim_id} saved (version {version})."
+    if save_only:
+        _reload()
+        ui.flash("success", message)
+        st.rerun()
+    with ui.reading() as session:
+        filters = st.session_state.get(ui.QUEUE_FILTERS_KEY,
+                                       {"unreviewed_by": user.id})
+        nxt = queries.next_claim_id(session, after_claim_id=claim_id, **filters)
+    if nxt is None:
+        ui.flash("success", message + " No claim is left in your queue.")
+        st.switch_page(ui.QUEUE_PAGE)
+    ui.flash("success", message)
+    _go(nxt)

@@ -1,0 +1,74 @@
+"""Dashboard: review progress, verdicts by article and category, evidence, agreement."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from app_pages import ui
+from evidence import charts, queries
+
+ui.require_user()
+st.title("Dashboard")
+
+with ui.reading() as session:
+    status = queries.status_counts(session)
+    by_article = queries.outcomes_by(session, "article_title")
+    by_category = queries.outcomes_by(session, "category")
+    levels = queries.evidence_levels(session)
+    fit = queries.citation_fit(session)
+    flags = queries.flag_counts(session)
+    agreement = queries.agreement(session)
+
+total = int(status["claims"].sum())
+if total == 0:
+    st.info("There are no claims yet: the dashboard fills in as articles are ingested and "
+            "reviewed.", icon=":material/inbox:")
+    st.stop()
+
+done = int(status.set_index("status")["claims"].get("final", 0))
+cols = st.columns(4)
+cols[0].metric("Claims", total)
+cols[1].metric("Final verdicts", done, help="Claims with an adjudicated final verdict")
+cols[2].metric("In review", int(status.set_index("status")["claims"].get("in_review", 0)))
+cols[3].metric("Disagreements",
+               int(status.set_index("status")["claims"].get("disagreement", 0)))
+
+
+def _section(title: str, chart: alt.LayerChart, table: object, empty: bool, note: str) -> None:
+    st.subheader(title)
+    if empty:
+        st.caption(note)
+        return
+    left, right = st.columns([3, 2])
+    left.altair_chart(chart)
+    right.dataframe(table, hide_index=True)
+
+
+_section("Progress", charts.status_bars(status), status, False, "")
+_section("Verdicts by article", charts.outcome_bars(by_article, "article_title"),
+         by_article.pivot_table(index="article_title", columns="outcome", values="claims",
+                                fill_value=0).reset_index() if not by_article.empty else None,
+         by_article.empty, "No claims.")
+_section("Verdicts by category", charts.outcome_bars(by_category, "category"),
+         by_category.pivot_table(index="category", columns="outcome", values="claims",
+                                 fill_value=0).reset_index() if not by_category.empty else None,
+         by_category.empty, "No claims.")
+_section("Evidence levels of linked studies", charts.level_bars(levels), levels, levels.empty,
+         "No study is linked to a claim yet.")
+_section("Citation fit (studies the articles cite)", charts.fit_bars(fit), fit, fit.empty,
+         "No article cites a study that is in the database yet.")
+_section("Risk flags", charts.flag_bars(flags), flags[["label", "claims"]], False, "")
+
+st.subheader("Agreement between reviewers (Cohen's kappa on substantiation)")
+overall = agreement.iloc[-1]
+if overall["claims"] == 0:
+    st.caption("No claim has two reviews yet.")
+else:
+    kappa = overall["kappa"]
+    st.metric("Overall kappa", "n/a" if kappa is None else f"{kappa:.2f}",
+              help=f"Pooled over {int(overall['claims'])} pairs of reviews of the same claim")
+    st.dataframe(agreement, hide_index=True, column_config={
+        "percent_agreement": st.column_config.NumberColumn("agreement", format="percent"),
+        "kappa": st.column_config.NumberColumn("kappa", format="%.2f"),
+    })
