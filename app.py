@@ -15,6 +15,17 @@ from evidence.errors import ConfigError
 st.set_page_config(page_title="Substantiate", page_icon=":material/fact_check:",
                    layout="wide")
 
+
+def _fetch_study(pmid: str) -> object:
+    """Fetch one PubMed record into the database (the claim screen's "Add by PMID")."""
+    from ingest import pubmed
+
+    return pubmed.fetch_studies(ui.engine(), pubmed.make_client(), [pmid])
+
+
+if ui.FETCH_STUDY is None:  # tests may put their own in first
+    ui.FETCH_STUDY = _fetch_study
+
 try:
     user = ui.current_user()
 except ConfigError as e:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +41,10 @@ def _tables(session: Session) -> dict[str, pd.DataFrame]:
     audit_log = queries.audit_log(session)
     studies = queries.studies(session, include_deleted=True)
     tables = {"articles": articles, "claims": claims, "citations": citations,
-              "studies": studies, "audit_log": audit_log}
-    for extra_name, fn in _EXTRA_TABLES.items():
-        tables[extra_name] = fn(session)
+              "studies": studies, "links": queries.links(session),
+              "assessments": queries.assessments(session),
+              "verdicts": queries.verdicts(session), "audit_log": audit_log}
     return {name: df.map(_jsonify) if len(df) else df for name, df in tables.items()}
-
-
-# Later modules (links, verdicts) register their tables here without this module importing them.
-_EXTRA_TABLES: dict[str, Callable[[Session], pd.DataFrame]] = {}
-
-
-def register_table(name: str, fn: Callable[[Session], pd.DataFrame]) -> None:
-    """Add a table to every export (name → function returning its DataFrame)."""
-    _EXTRA_TABLES[name] = fn
 
 
 def _sha256(path: Path) -> str:

@@ -282,6 +282,7 @@ class AuditEvent(Timestamped, table=True):
     """An append-only, hash-chained record of one change. Never updated or deleted."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_entity_row", "entity", "entity_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=TZ)

@@ -40,6 +40,9 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     for var in ("DATABASE_URL", "NCBI_API_KEY", "EUTILS_BASE_URL", "SUBSTANTIATE_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SUBSTANTIATE_DATA_DIR", str(tmp_path / "data"))
+    # No test reaches NCBI: anything not pointed at the fake server fails fast, offline.
+    monkeypatch.setenv("EUTILS_BASE_URL", "http://127.0.0.1:9/entrez/eutils/")
+    monkeypatch.setenv("NCBI_MAX_WAIT", "1")
     monkeypatch.chdir(tmp_path)
     config.reset_settings()
     db._engines.clear()

@@ -384,7 +384,12 @@ def test_missing_choices_and_rationale_are_required(seeded: dict[str, Any],
     assert (v.certainty, v.rationale) == ("low", "Only one small trial; imprecise.")
 
 
-def test_manual_link_by_pmid(seeded: dict[str, Any], engine: Engine) -> None:
+def test_manual_link_by_pmid(seeded: dict[str, Any], engine: Engine,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from app_pages import ui
+
+    # PubMed has no record for 99999: the fetch stores nothing.
+    monkeypatch.setattr(ui, "FETCH_STUDY", lambda pmid: None)
     c2 = seeded["claims"][1]
     with Session(engine) as s:
         make_study(s, pmid="31109201", title="Esketamine nasal spray")
@@ -689,3 +694,30 @@ def test_claim_screen_shows_the_canonical_claim_and_its_repeats(engine: Engine) 
     assert at.expander[0].label == "Repeated in 1 other article(s)"
     repeats = at.expander[0].dataframe[0].value
     assert repeats[["claim_id", "article_title"]].values.tolist() == [[ids[2], "Another clinic"]]
+
+
+def test_manual_link_fetches_from_pubmed_for_real(
+    seeded: dict[str, Any], engine: Engine, monkeypatch: pytest.MonkeyPatch, fake_eutils: Any
+) -> None:
+    """The app's own fetch hook: real HTTP to the fake E-utilities server, then the link."""
+    from app_pages import ui
+    from tests.pubmed_records import ESKETAMINE_SPRAY, article_xml
+
+    monkeypatch.setattr(ui, "FETCH_STUDY", None)  # app.py installs the real one
+    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
+    config.reset_settings()
+    fake_eutils.add_record(str(ESKETAMINE_SPRAY["pmid"]), article_xml(**ESKETAMINE_SPRAY))
+    c2 = seeded["claims"][1]
+    at = _open_claim(seeded["users"]["rita"], c2)
+    at.text_input(key=f"claim_pmid_{c2}").input(str(ESKETAMINE_SPRAY["pmid"]))
+    at.button(key="claim_add_link").click().run()
+    assert not at.exception, at.exception
+    assert "Study linked" in at.success[0].value
+    assert [r.utility for r in fake_eutils.requests] == ["efetch"]
+    with Session(engine) as s:
+        from evidence.models import EvidenceLink, RawRecord, Study
+
+        study = s.exec(select(Study).where(Study.pmid == ESKETAMINE_SPRAY["pmid"])).one()
+        assert study.raw_record_id is not None and s.get(RawRecord, study.raw_record_id)
+        link = s.exec(select(EvidenceLink).where(EvidenceLink.study_id == study.id)).one()
+        assert (link.origin, link.created_by) == ("manual", "rita")

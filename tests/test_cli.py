@@ -166,7 +166,8 @@ def test_export_csv_contract(monkeypatch, capsys, corpus: Path, tmp_path: Path) 
     assert code == 0, err
     manifest = json.loads((out_dir / "manifest.json").read_text())
     names = {f["file"] for f in manifest["files"]}
-    assert {"articles.csv", "claims.csv", "citations.csv", "audit_log.csv"} <= names
+    assert {"articles.csv", "claims.csv", "citations.csv", "audit_log.csv", "studies.csv",
+            "links.csv", "assessments.csv", "verdicts.csv"} <= names
     for f in manifest["files"]:
         assert hashlib.sha256((out_dir / f["file"]).read_bytes()).hexdigest() == f["sha256"]
     with (out_dir / "claims.csv").open() as fh:

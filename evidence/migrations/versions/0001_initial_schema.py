@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 23:39:13.457167
+Create Date: 2026-11-22 00:19:11.084676
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_event_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_event_entity"), ["entity"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_event_entity_id"), ["entity_id"], unique=False)
+        batch_op.create_index("ix_audit_event_entity_row", ["entity", "entity_id"], unique=False)
 
     op.create_table(
         "canonical_claim",
@@ -404,6 +405,7 @@ def downgrade() -> None:
 
     op.drop_table("canonical_claim")
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_event_entity_row")
         batch_op.drop_index(batch_op.f("ix_audit_event_entity_id"))
         batch_op.drop_index(batch_op.f("ix_audit_event_entity"))
         batch_op.drop_index(batch_op.f("ix_audit_event_action"))
