@@ -75,7 +75,7 @@ def _emit_json(data: Any) -> None:
     out.print_json(json.dumps(data, default=str, ensure_ascii=False))
 
 
-def _print_frame(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+def _print_frame(rows: list[dict[Any, Any]], columns: list[str], title: str) -> None:
     table = Table(title=title, show_lines=False)
     for c in columns:
         table.add_column(c, overflow="fold")
