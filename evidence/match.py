@@ -1,0 +1,1017 @@
+"""Lexical claim-to-study matching: tokenising, BM25 ranking, explanations, PubMed queries.
+
+The same code serves ``substantiate link`` (ranking the studies in the database against a
+claim) and ``benchmarks/retrieval.py`` (ranking SciFact abstracts against SciFact claims),
+so a change that helps the benchmark helps the product, and the other way round.
+
+Pipeline
+--------
+``tokenize`` turns text into index terms: Unicode NFKC, Greek letters spelled out,
+British spellings folded to American ones, hyphenated names kept whole (``IL-6`` and
+``IL6`` both give ``il6``; ``5-HT2A`` gives ``5ht2a``) as well as split into their word
+parts, numbers glued to their units (``40 mg`` and ``40mg`` both give ``40mg``), English
+stopwords dropped, Snowball stemming, and a curated table of general medical
+abbreviations, brand names and synonyms (``MDD`` adds *major depressive disorder*,
+``Spravato`` adds *esketamine* and *ketamine*).
+
+``Ranker`` indexes title, abstract and MeSH headings with bm25s (title terms counted three
+times, a simple BM25F with shared length normalisation), adds a small character-4-gram
+BM25 score for word variants the stemmer misses, and re-scores with one round of
+pseudo-relevance feedback from the top document. On SciFact train (809 claims) this
+scores nDCG@10 0.714 and recall@100 0.946, against 0.696 / 0.928 for bm25s with its own
+stemming and stopwords; ``python -m benchmarks.retrieval`` gives the current figures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+import Stemmer
+
+__all__ = [
+    "Document",
+    "Explanation",
+    "Ranker",
+    "RankerConfig",
+    "build_pubmed_query",
+    "explain",
+    "split_sentences",
+    "tokenize",
+]
+
+# ---------------------------------------------------------------------------------------
+# Tokenising
+# ---------------------------------------------------------------------------------------
+
+_STOPWORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    either et al etc few for from further had has have having he her here hers herself him
+    himself his how i ie eg if in into is it its itself just may me might more most must my
+    myself no nor not now of off on once only or other our ours ourselves out over own per
+    s same she should so some such than that the their theirs them themselves then there
+    these they this those through thus to too under until up upon very via vs was we were what
+    when where whether which while who whom whose why will with within without would yet
+    you your yours
+    """.split()
+)
+
+# Spelled out so that TNF-α, TNF-alpha and TNFalpha meet.
+_GREEK = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
+    "η": "eta", "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu",
+    "ξ": "xi", "π": "pi", "ρ": "rho", "σ": "sigma", "ς": "sigma", "τ": "tau", "υ": "upsilon",
+    "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega",
+}  # fmt: skip
+_GREEK_RE = re.compile("[" + "".join(_GREEK) + "]")
+
+# Hyphen look-alikes become "-": titles often join names with an en dash ("HIV\u20131",
+# "\u03b23\u2013KRAS"); a spaced en dash stays a separator. Em dashes are punctuation.
+_DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
+                         "\u2014": " ", "\u2015": " ", "\u2212": "-"})  # fmt: skip
+
+_UNITS = "mg|mcg|ug|ng|pg|g|kg|ml|ul|dl|l|mmol|umol|nmol|pmol|mol|mm|um|nm|cm|mmhg|iu|meq|%"
+_MICRO_RE = re.compile(r"[μµ](?=(?:g|l|mol|m|M|L)\b)")
+# A number followed by a unit, glued or spaced: "40 mg", "40mg", "2.5 mg", "32%".
+_QUANTITY_RE = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?)\s?({_UNITS})(?![^\W_])", re.IGNORECASE)
+# Word segments joined by hyphens; a segment may carry a decimal part ("1.8").
+_TOKEN_RE = re.compile(r"[^\W_]+(?:\.\d+)*(?:-[^\W_]+(?:\.\d+)*)*")
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)*")
+# An acronym's plural: at least two capitals, perhaps a short lower-case prefix, then "s".
+_ACRONYM_PLURAL_RE = re.compile(r"[a-z]{0,3}(?=(?:[^A-Z]*[A-Z]){2})[A-Z0-9-]+s")
+_ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7"}
+
+# British to American spelling, applied to every word so both sides agree.
+_SPELLING = (
+    ("aem", "em"), ("oea", "ea"), ("haem", "hem"), ("paed", "ped"), ("oedem", "edem"),
+    ("oestr", "estr"), ("oesoph", "esoph"), ("foet", "fet"), ("gynaec", "gynec"),
+    ("anaes", "anes"), ("aetiol", "etiol"), ("faec", "fec"), ("coeliac", "celiac"),
+    ("leuc", "leuk"), ("sulph", "sulf"), ("tumour", "tumor"), ("behaviour", "behavior"),
+    ("colour", "color"), ("favour", "favor"), ("labour", "labor"), ("odour", "odor"),
+    ("vapour", "vapor"), ("humour", "humor"), ("neighbour", "neighbor"), ("fibre", "fiber"),
+    ("centre", "center"), ("litre", "liter"), ("metre", "meter"), ("programme", "program"),
+    ("caes", "ces"), ("ageing", "aging"),
+)  # fmt: skip
+_SPELLING_SUFFIX_RE = re.compile(r"(?<=\w{3})(is|ys)(e|ed|es|ing|ation|ations|er|ers)$")
+
+_STEMMER = Stemmer.Stemmer("english")
+_STEMMER_LOCK = threading.Lock()  # a PyStemmer object must not be shared across threads
+
+
+@lru_cache(maxsize=200_000)
+def _normalise_word(word: str) -> str:
+    """Fold spelling variants and stem one lowercase word (digits are left unstemmed)."""
+    if any(ch.isdigit() for ch in word):
+        return word
+    for old, new in _SPELLING:
+        if old in word:
+            word = word.replace(old, new)
+    word = _SPELLING_SUFFIX_RE.sub(lambda m: m.group(1)[0] + "z" + m.group(2), word)
+    with _STEMMER_LOCK:
+        return str(_STEMMER.stemWord(word))
+
+
+# General medical abbreviations and their expansions. The abbreviation's own term is kept
+# and the expansion's terms are added, so "MDD" also matches "major depressive disorder".
+# Entries marked "=" are matched only in the case written here, because in lower case
+# (or another case) they are ordinary words or mean something else.
+_ABBREVIATIONS_TEXT = """
+MDD: major depressive disorder
+TRD: treatment-resistant depression
+PTSD: post-traumatic stress disorder
+SSRI: selective serotonin reuptake inhibitor
+SNRI: serotonin norepinephrine reuptake inhibitor
+MAOI: monoamine oxidase inhibitor
+BDNF: brain-derived neurotrophic factor
+NMDA: N-methyl-D-aspartate
+NMDAR: N-methyl-D-aspartate receptor
+AMPA: alpha-amino-3-hydroxy-5-methyl-4-isoxazolepropionic acid
+GABA: gamma-aminobutyric acid
+mTOR: mechanistic target of rapamycin
+HPA: hypothalamic-pituitary-adrenal
+5-HT: serotonin
+= IV: intravenous
+= IM: intramuscular
+ECT: electroconvulsive therapy
+TMS: transcranial magnetic stimulation
+rTMS: repetitive transcranial magnetic stimulation
+DBS: deep brain stimulation
+CBT: cognitive behavioral therapy
+DBT: dialectical behavior therapy
+OCD: obsessive-compulsive disorder
+GAD: generalized anxiety disorder
+ADHD: attention deficit hyperactivity disorder
+SUD: substance use disorder
+AUD: alcohol use disorder
+OUD: opioid use disorder
+TBI: traumatic brain injury
+CRPS: complex regional pain syndrome
+HAMD: Hamilton depression rating scale
+HDRS: Hamilton depression rating scale
+MADRS: Montgomery-Asberg depression rating scale
+BDI: Beck depression inventory
+QoL: quality of life
+RCT: randomized controlled trial
+= AE: adverse event
+SAE: serious adverse event
+= FDA: food and drug administration
+= WHO: world health organization
+BMI: body mass index
+= BP: blood pressure
+CVD: cardiovascular disease
+= CAD: coronary artery disease
+= MI: myocardial infarction
+CHF: congestive heart failure
+= AF: atrial fibrillation
+HTN: hypertension
+CKD: chronic kidney disease
+ESRD: end-stage renal disease
+AKI: acute kidney injury
+COPD: chronic obstructive pulmonary disease
+OSA: obstructive sleep apnea
+= ARDS: acute respiratory distress syndrome
+T1D: type 1 diabetes
+T2D: type 2 diabetes
+T1DM: type 1 diabetes mellitus
+T2DM: type 2 diabetes mellitus
+NAFLD: nonalcoholic fatty liver disease
+NASH: nonalcoholic steatohepatitis
+IBD: inflammatory bowel disease
+IBS: irritable bowel syndrome
+SLE: systemic lupus erythematosus
+ALS: amyotrophic lateral sclerosis
+= AD: Alzheimer disease
+= CNS: central nervous system
+CSF: cerebrospinal fluid
+BBB: blood-brain barrier
+PFC: prefrontal cortex
+EEG: electroencephalography
+ECG: electrocardiogram
+EKG: electrocardiogram
+MRI: magnetic resonance imaging
+fMRI: functional magnetic resonance imaging
+= CT: computed tomography
+= PET: positron emission tomography
+HIV: human immunodeficiency virus
+= AIDS: acquired immunodeficiency syndrome
+HCV: hepatitis C virus
+HBV: hepatitis B virus
+HPV: human papillomavirus
+RSV: respiratory syncytial virus
+= TB: tuberculosis
+UTI: urinary tract infection
+CRC: colorectal cancer
+NSCLC: non-small cell lung cancer
+SCLC: small cell lung cancer
+HCC: hepatocellular carcinoma
+AML: acute myeloid leukemia
+CLL: chronic lymphocytic leukemia
+CML: chronic myeloid leukemia
+DLBCL: diffuse large B-cell lymphoma
+ESC: embryonic stem cell
+iPSC: induced pluripotent stem cell
+MSC: mesenchymal stem cell
+Treg: regulatory T cell
+= NK: natural killer
+MHC: major histocompatibility complex
+TCR: T cell receptor
+TNF: tumor necrosis factor
+IFN: interferon
+= IL: interleukin
+CRP: C-reactive protein
+LDL: low-density lipoprotein
+HDL: high-density lipoprotein
+ROS: reactive oxygen species
+miRNA: microRNA
+lncRNA: long noncoding RNA
+siRNA: small interfering RNA
+GWAS: genome-wide association study
+SNP: single nucleotide polymorphism
+NSAID: nonsteroidal anti-inflammatory drug
+= ACE: angiotensin-converting enzyme
+ARB: angiotensin receptor blocker
+HRT: hormone replacement therapy
+IVF: in vitro fertilization
+PCOS: polycystic ovary syndrome
+SIDS: sudden infant death syndrome
+DVT: deep vein thrombosis
+VTE: venous thromboembolism
+ICU: intensive care unit
+NICU: neonatal intensive care unit
+LSD: lysergic acid diethylamide
+MDMA: methylenedioxymethamphetamine
+THC: tetrahydrocannabinol
+"""
+
+# Brand names, variants and close synonyms (lower case, hyphens removed). Each listed
+# word adds the terms on the right; the word's own term is kept.
+_SYNONYMS_TEXT = """
+esketamine: ketamine
+arketamine: ketamine
+spravato: esketamine ketamine
+ketalar: ketamine
+prozac: fluoxetine
+sarafem: fluoxetine
+zoloft: sertraline
+lexapro: escitalopram
+cipralex: escitalopram
+celexa: citalopram
+paxil: paroxetine
+seroxat: paroxetine
+effexor: venlafaxine
+cymbalta: duloxetine
+pristiq: desvenlafaxine
+wellbutrin: bupropion
+zyban: bupropion
+remeron: mirtazapine
+auvelity: dextromethorphan bupropion
+zulresso: brexanolone
+zurzuvae: zuranolone
+lithobid: lithium
+seroquel: quetiapine
+abilify: aripiprazole
+xanax: alprazolam
+valium: diazepam
+ativan: lorazepam
+klonopin: clonazepam
+suboxone: buprenorphine naloxone
+narcan: naloxone
+tylenol: acetaminophen
+paracetamol: acetaminophen
+glucophage: metformin
+lipitor: atorvastatin
+5hydroxytryptamine: serotonin
+noradrenaline: norepinephrine
+adrenaline: epinephrine
+antidepressive: antidepressant
+radiotherapy: radiation
+"""
+
+
+def _parse_table(text: str) -> dict[str, tuple[str, bool]]:
+    table: dict[str, tuple[str, bool]] = {}
+    for line in text.strip().splitlines():
+        strict = line.startswith("= ")
+        key, _, value = line.removeprefix("= ").partition(":")
+        table[key.strip()] = (value.strip(), strict)
+    return table
+
+
+_ABBREVIATIONS = _parse_table(_ABBREVIATIONS_TEXT)
+_ABBREVIATIONS_FOLDED = {
+    key.lower().replace("-", ""): value
+    for key, (value, strict) in _ABBREVIATIONS.items()
+    if not strict
+}
+_SYNONYMS = {key: value for key, (value, _) in _parse_table(_SYNONYMS_TEXT).items()}
+
+
+class _Token(NamedTuple):
+    """One analysed token: its index terms (the first is its own) and its span in the text."""
+
+    terms: tuple[str, ...]
+    start: int
+    end: int
+
+
+def _prepare(text: str) -> str:
+    """Normalise text without changing its length, so offsets stay valid."""
+    # NFKC may change lengths (ligatures, fractions): normalise per character and keep
+    # the result only where it is one character long.
+    chars = []
+    for ch in text:
+        if ch.isascii():
+            chars.append(ch)
+            continue
+        norm = unicodedata.normalize("NFKC", ch)
+        chars.append(norm if len(norm) == 1 else ch)
+    # The micro sign before a unit is "u" (ug, umol); elsewhere μ is the Greek letter mu.
+    return _MICRO_RE.sub("u", "".join(chars).translate(_DASHES))
+
+
+def _spell_greek(surface: str) -> str:
+    return _GREEK_RE.sub(lambda m: _GREEK[m.group(0)], surface.lower())
+
+
+@lru_cache(maxsize=4096)
+def _expansion_terms(text: str) -> tuple[str, ...]:
+    return tuple(t for tok in _analyse(text, expand=False) for t in tok.terms)
+
+
+def _lookup_expansion(surface: str, folded: str) -> str | None:
+    """Return the expansion text for an abbreviation or synonym, if the table has one."""
+    entry = _ABBREVIATIONS.get(surface)
+    if entry is not None:
+        return entry[0]
+    return _ABBREVIATIONS_FOLDED.get(folded) or _SYNONYMS.get(folded)
+
+
+def _word_terms(surface: str, *, expand: bool) -> tuple[str, ...]:
+    """Index terms for one token (possibly hyphenated) as written in the text."""
+    if _ACRONYM_PLURAL_RE.fullmatch(surface):
+        surface = surface[:-1]  # SSRIs, CPCs, iPSCs: acronyms take a bare "s"
+    lowered = _spell_greek(surface)
+    parts = [p for p in lowered.split("-") if p]
+    if len(parts) > 1:
+        # HTLV-I and HTLV-1 are the same virus: trailing Roman numerals become digits.
+        parts = parts[:1] + [_ROMAN.get(p, p) for p in parts[1:]]
+    folded = "".join(parts)
+    terms: list[str] = []
+    if len(parts) > 1 and all(_NUMBER_RE.fullmatch(p) for p in parts):
+        terms.extend(parts)  # a numeric range such as 10-20
+    else:
+        if folded not in _STOPWORDS:
+            terms.append(_normalise_word(folded))
+        if len(parts) > 1:
+            terms.extend(
+                _normalise_word(p)
+                for p in parts
+                if p not in _STOPWORDS and not _NUMBER_RE.fullmatch(p)
+            )
+    if expand:
+        candidates = [(surface, folded)]
+        surface_parts = surface.split("-")
+        if len(parts) > 1 and len(surface_parts) == len(parts):
+            candidates.extend(zip(surface_parts, parts, strict=True))
+        for cand_surface, cand_folded in candidates:
+            expansion = _lookup_expansion(cand_surface, cand_folded)
+            if expansion is not None:
+                terms.extend(_expansion_terms(expansion))
+    # Keep order, drop repeats within one token.
+    return tuple(dict.fromkeys(terms))
+
+
+def _analyse(text: str, *, expand: bool = True) -> list[_Token]:
+    """Split ``text`` into tokens with their index terms and character spans."""
+    prepared = _prepare(text)
+    tokens: list[_Token] = []
+    pos = 0
+    for match in _QUANTITY_RE.finditer(prepared):
+        tokens.extend(_analyse_span(prepared, pos, match.start(), expand=expand))
+        number, unit = match.group(1), match.group(2).lower()
+        tokens.append(_Token((number + unit, number), match.start(), match.end()))
+        pos = match.end()
+    tokens.extend(_analyse_span(prepared, pos, len(prepared), expand=expand))
+    return tokens
+
+
+def _analyse_span(text: str, start: int, end: int, *, expand: bool) -> Iterable[_Token]:
+    for match in _TOKEN_RE.finditer(text, start, end):
+        terms = _word_terms(match.group(0), expand=expand)
+        if terms:
+            yield _Token(terms, match.start(), match.end())
+
+
+def tokenize(text: str) -> list[str]:
+    """Turn text into index terms for BM25.
+
+    Parameters
+    ----------
+    text : str
+        Any English biomedical text: a claim, a title, an abstract, a MeSH heading.
+
+    Returns
+    -------
+    list[str]
+        Index terms in text order. Words are lower-cased, Unicode-normalised, folded to
+        American spelling and Snowball-stemmed; English stopwords are dropped. A hyphenated
+        name gives its whole form without hyphens (``"IL-6"`` and ``"IL6"`` give ``"il6"``,
+        ``"5-HT2A"`` gives ``"5ht2a"``, ``"COVID-19"`` gives ``"covid19"``) followed by its
+        word parts. A number with a unit gives ``"40mg"`` and ``"40"``. Abbreviations, brand
+        names and synonyms from a curated medical table add the terms of their expansion
+        (``"MDD"`` gives ``"mdd"``, ``"major"``, ``"depress"``, ``"disord"``).
+    """
+    return [term for token in _analyse(text) for term in token.terms]
+
+
+# ---------------------------------------------------------------------------------------
+# Ranking
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Document:
+    """A study to rank: identifier, title, abstract and (optionally) MeSH headings."""
+
+    doc_id: str
+    title: str
+    abstract: str
+    mesh: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Settings of :class:`Ranker`; the defaults are the best lexical configuration found.
+
+    Parameters
+    ----------
+    k1, b : float
+        BM25 term-frequency saturation and length normalisation.
+    method : str
+        bm25s scoring variant ("lucene", "robertson", "atire", "bm25l", "bm25+").
+    title_weight : int
+        How many times the title's terms are counted (a simple BM25F).
+    mesh_weight : int
+        How many times the MeSH headings' terms are counted.
+    subword_weight : float
+        Weight of a second BM25 index over character 4-grams of words, added to the word
+        score; it matches word variants the stemmer misses (``neuroprogenitor`` /
+        ``progenitors``). 0 turns it off.
+    prf_docs : int
+        Feedback documents for pseudo-relevance feedback; 0 turns feedback off.
+    prf_terms : int
+        Expansion terms taken from the feedback documents.
+    prf_weight : float
+        Weight of the expansion terms relative to the original query (whose weights sum
+        to the number of query terms, as do the expansion terms' before this weight).
+    """
+
+    k1: float = 1.2
+    b: float = 0.75
+    method: str = "lucene"
+    title_weight: int = 3
+    mesh_weight: int = 1
+    subword_weight: float = 0.15
+    prf_docs: int = 1
+    prf_terms: int = 30
+    prf_weight: float = 0.3
+
+
+_Query = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+_SUBWORD_N = 4
+
+
+def _subword_terms(text: str) -> list[str]:
+    """Character 4-grams of each non-stopword word, with word-boundary marks."""
+    grams: list[str] = []
+    for match in _TOKEN_RE.finditer(_prepare(text)):
+        word = _spell_greek(match.group(0)).replace("-", "")
+        if word in _STOPWORDS:
+            continue
+        for old, new in _SPELLING:
+            if old in word:
+                word = word.replace(old, new)
+        marked = f"#{word}#"
+        if len(marked) <= _SUBWORD_N:
+            grams.append(marked)
+        else:
+            grams.extend(marked[i : i + _SUBWORD_N] for i in range(len(marked) - _SUBWORD_N + 1))
+    return grams
+
+
+class _Index:
+    """One bm25s index, scored with weighted query terms."""
+
+    def __init__(self, corpus_terms: list[list[str]], config: RankerConfig) -> None:
+        bm25 = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
+        # An empty document would upset bm25s; "" is its own placeholder term.
+        docs = [terms or [""] for terms in corpus_terms]
+        # Term ids in sorted order, not set order: ties (in feedback term selection, in
+        # float sums) then break the same way in every process.
+        vocab = {t: i for i, t in enumerate(sorted({t for terms in docs for t in terms}))}
+        bm25.index(([[vocab[t] for t in terms] for terms in docs], vocab), show_progress=False)
+        self.vocab: dict[str, int] = dict(bm25.vocab_dict)
+        self.n_docs = len(corpus_terms)
+        self.data: npt.NDArray[np.float32] = np.asarray(bm25.scores["data"], dtype=np.float32)
+        self.indices: npt.NDArray[np.int64] = np.asarray(bm25.scores["indices"], dtype=np.int64)
+        self.indptr: npt.NDArray[np.int64] = np.asarray(bm25.scores["indptr"], dtype=np.int64)
+        self._by_doc: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+
+    def query(self, terms: Iterable[str]) -> _Query:
+        counts = Counter(self.vocab[t] for t in terms if t and t in self.vocab)
+        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        weights = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        return ids, weights
+
+    def score(self, query: _Query) -> npt.NDArray[np.float32]:
+        scores = np.zeros(self.n_docs, dtype=np.float32)
+        for term, weight in zip(query[0].tolist(), query[1].tolist(), strict=True):
+            start, end = self.indptr[term], self.indptr[term + 1]
+            # Document indices within one term's posting list are unique, so plain
+            # fancy-index addition is exact.
+            scores[self.indices[start:end]] += weight * self.data[start:end]
+        return scores
+
+    def document_vector(self, doc: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The BM25 weight of every term of one document (a transposed posting list)."""
+        if self._by_doc is None:
+            terms = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+            order = np.argsort(self.indices, kind="stable")
+            starts = np.searchsorted(self.indices[order], np.arange(self.n_docs + 1))
+            self._by_doc = (order, starts)
+            self._terms_by_entry = terms
+        order, starts = self._by_doc
+        entries = order[starts[doc] : starts[doc + 1]]
+        return self._terms_by_entry[entries], self.data[entries]
+
+
+class Ranker:
+    """BM25 ranker over a fixed set of documents.
+
+    Documents are indexed as title (counted ``title_weight`` times), abstract and MeSH
+    headings. A query's score is its word-level BM25 score plus ``subword_weight`` times a
+    character-4-gram BM25 score; with pseudo-relevance feedback, the top ``prf_docs``
+    documents' highest-weighted terms are added to the query and it is scored again. Only
+    documents sharing a (word-level) term with the query get a score.
+
+    Parameters
+    ----------
+    documents : Iterable[Document]
+        The studies to rank. Document identifiers must be unique.
+    config : RankerConfig, optional
+        Ranking settings; the default is the tuned configuration.
+
+    Raises
+    ------
+    ValueError
+        If two documents share an identifier.
+    """
+
+    def __init__(self, documents: Iterable[Document], config: RankerConfig | None = None):
+        self.config = config or RankerConfig()
+        docs = list(documents)
+        self.doc_ids: list[str] = [d.doc_id for d in docs]
+        if len(set(self.doc_ids)) != len(self.doc_ids):
+            raise ValueError("document identifiers must be unique")
+        self._words = _Index([self._fields(d, tokenize) for d in docs], self.config)
+        self._subwords: _Index | None = None
+        if self.config.subword_weight > 0:
+            self._subwords = _Index([self._fields(d, _subword_terms) for d in docs], self.config)
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    def _fields(self, doc: Document, analyse: Callable[[str], list[str]]) -> list[str]:
+        terms = analyse(doc.title) * self.config.title_weight + analyse(doc.abstract)
+        for heading in doc.mesh:
+            terms.extend(analyse(heading) * self.config.mesh_weight)
+        return terms
+
+    def _feedback(self, query: _Query, scores: npt.NDArray[np.float32]) -> _Query:
+        """Add the feedback documents' highest-weighted terms to the query (Rocchio on
+        BM25 weights, interpolated with the query as RM3 does)."""
+        cfg = self.config
+        n_fb = min(cfg.prf_docs, self._words.n_docs)
+        top = np.argpartition(-scores, n_fb - 1)[:n_fb]
+        top = top[scores[top] > 0]
+        if top.size == 0:
+            return query
+        feedback = np.zeros(len(self._words.indptr) - 1, dtype=np.float32)
+        for doc in top.tolist():
+            terms, weights = self._words.document_vector(doc)
+            feedback[terms] += weights / top.size
+        chosen = np.argsort(-feedback, kind="stable")[: cfg.prf_terms]
+        chosen = chosen[feedback[chosen] > 0]
+        total = float(feedback[chosen].sum())
+        if total <= 0:
+            return query
+        mixed = dict(zip(query[0].tolist(), query[1].tolist(), strict=True))
+        scale = cfg.prf_weight * float(query[1].sum()) / total
+        for term, weight in zip(chosen.tolist(), feedback[chosen].tolist(), strict=True):
+            mixed[term] = mixed.get(term, 0.0) + scale * weight
+        ids = np.fromiter(mixed.keys(), dtype=np.int64, count=len(mixed))
+        return ids, np.fromiter(mixed.values(), dtype=np.float32, count=len(mixed))
+
+    def scores(self, query: str) -> npt.NDArray[np.float32]:
+        """Score every document against ``query`` (in the order the documents were given).
+
+        Parameters
+        ----------
+        query : str
+            Claim text (or any free text).
+
+        Returns
+        -------
+        numpy.ndarray
+            One float32 score per document; 0 for documents sharing nothing with the query.
+        """
+        words = self._words.query(tokenize(query))
+        scores = self._words.score(words)
+        if self.config.prf_docs > 0 and words[0].size:
+            # Feedback re-weights the documents that share a term with the query; it does
+            # not bring in documents that share none (a reviewer could not see why).
+            matched = scores > 0
+            scores = np.where(matched, self._words.score(self._feedback(words, scores)), 0)
+        if self._subwords is not None:
+            sub = self._subwords.score(self._subwords.query(_subword_terms(query)))
+            # Subwords refine the word-level match; alone they would rank documents that
+            # merely share letter sequences ("statin" in "within") with the query.
+            scores += np.where(scores > 0, np.float32(self.config.subword_weight) * sub, 0)
+        return scores
+
+    def _top(self, scores: npt.NDArray[np.float32], k: int) -> list[tuple[str, float]]:
+        k = min(k, len(self.doc_ids))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        # Ties are broken by document order, so results are deterministic.
+        order = np.lexsort((top, -scores[top]))
+        return [(self.doc_ids[i], float(scores[i])) for i in top[order].tolist() if scores[i] > 0]
+
+    def search(self, query: str, k: int = 100) -> list[tuple[str, float]]:
+        """Rank the documents against one query.
+
+        Parameters
+        ----------
+        query : str
+            Claim text (or any free text).
+        k : int
+            How many documents to return at most.
+
+        Returns
+        -------
+        list[tuple[str, float]]
+            ``(doc_id, score)`` pairs, best first. Documents sharing no term with the
+            query are left out, so the list can be shorter than ``k``, or empty.
+        """
+        return self._top(self.scores(query), k)
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 100, *, n_threads: int = 0
+    ) -> list[list[tuple[str, float]]]:
+        """Rank the documents against many queries.
+
+        Parameters
+        ----------
+        queries : Sequence[str]
+            Query texts.
+        k : int
+            How many documents to return per query at most.
+        n_threads : int
+            Worker threads (NumPy releases the GIL while scoring); 0 runs in this
+            thread, -1 uses one thread per CPU.
+
+        Returns
+        -------
+        list[list[tuple[str, float]]]
+            One result list per query, in the order of ``queries``, as :meth:`search`.
+        """
+        if n_threads < 0:
+            n_threads = os.cpu_count() or 1
+        if n_threads > 1 and len(queries) > 1:
+            with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                return list(pool.map(lambda q: self.search(q, k), queries))
+        return [self.search(q, k) for q in queries]
+
+
+# ---------------------------------------------------------------------------------------
+# Explaining a match
+# ---------------------------------------------------------------------------------------
+
+_ABBREV_BEFORE_PERIOD = frozenset(
+    "al e.g i.e vs cf fig figs approx ca no nos ref refs dr mr ms prof resp eq st".split()
+)
+_SENTENCE_END_RE = re.compile(r"[.!?](?:[\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Split an abstract into sentences.
+
+    Parameters
+    ----------
+    text : str
+        Abstract text.
+
+    Returns
+    -------
+    list[tuple[int, int]]
+        ``(start, end)`` character offsets of each sentence, leading and trailing
+        whitespace excluded, so ``text[start:end]`` is the sentence.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END_RE.finditer(text):
+        before = text[start : match.start()].split()
+        last = before[-1].lower().strip("([{\"'").rstrip(".") if before else ""
+        if last in _ABBREV_BEFORE_PERIOD or (len(last) == 1 and last.isalpha()):
+            continue  # "et al. Smith", "e.g. Ketamine", initials
+        spans.append((start, match.start() + 1))
+        start = match.end()
+    spans.append((start, len(text)))
+    result = []
+    for s, e in spans:
+        segment = text[s:e]
+        stripped = segment.strip()
+        if stripped:
+            lead = len(segment) - len(segment.lstrip())
+            result.append((s + lead, s + lead + len(stripped)))
+    return result
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a study matched a claim.
+
+    Attributes
+    ----------
+    sentences : list[tuple[int, int, str, float]]
+        The best-matching abstract sentences, best first, as ``(start, end, text, score)``
+        with ``abstract[start:end] == text``.
+    terms : list[str]
+        The words of the title and abstract (as written there) that match the claim, in
+        order of first appearance, each once (case-insensitively).
+    """
+
+    sentences: list[tuple[int, int, str, float]] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+
+
+def explain(query: str, title: str, abstract: str, *, max_sentences: int = 2) -> Explanation:
+    """Show a reviewer which abstract sentences and words match a claim.
+
+    Sentences are scored with BM25 (k1=1.2, b=0.75) treating the abstract's sentences as
+    the collection, so a claim term that occurs in every sentence counts for little.
+
+    Parameters
+    ----------
+    query : str
+        Claim text.
+    title, abstract : str
+        The study's title and abstract.
+    max_sentences : int
+        How many sentences to return at most; sentences matching no claim term are never
+        returned.
+
+    Returns
+    -------
+    Explanation
+        The matching sentences (with exact offsets into ``abstract``) and matching terms.
+    """
+    query_terms = set(tokenize(query))
+    spans = split_sentences(abstract)
+    sentence_terms = [[t for tok in _analyse(abstract[s:e]) for t in tok.terms] for s, e in spans]
+    n = len(spans)
+    df: Counter[str] = Counter()
+    for terms in sentence_terms:
+        df.update(set(terms) & query_terms)
+    avg_len = sum(len(t) for t in sentence_terms) / n if n else 0.0
+    k1, b = 1.2, 0.75
+    scored: list[tuple[int, int, str, float]] = []
+    for (s, e), terms in zip(spans, sentence_terms, strict=True):
+        tf = Counter(t for t in terms if t in query_terms)
+        norm = k1 * (1 - b + b * len(terms) / avg_len) if avg_len else k1
+        score = sum(
+            math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * c * (k1 + 1) / (c + norm)
+            for t, c in tf.items()
+        )
+        if score > 0:
+            scored.append((s, e, abstract[s:e], round(score, 4)))
+    scored.sort(key=lambda x: (-x[3], x[0]))
+
+    surfaces: dict[str, str] = {}
+    for text in (title, abstract):
+        for tok in _analyse(text):
+            if query_terms.intersection(tok.terms):
+                surface = text[tok.start : tok.end]
+                surfaces.setdefault(surface.lower(), surface)
+    return Explanation(sentences=scored[: max(max_sentences, 0)], terms=list(surfaces.values()))
+
+
+# ---------------------------------------------------------------------------------------
+# PubMed queries
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Concept:
+    """A PubMed search block: what in a claim triggers it, and the clause it adds."""
+
+    role: str  # "intervention", "condition" or "outcome": the order of AND-ed blocks
+    trigger: re.Pattern[str]
+    clause: str
+    replaces: tuple[str, ...] = ()  # narrower concepts replace broader ones they imply
+    name: str = ""
+
+
+def _concept(name: str, role: str, trigger: str, clause: str, *replaces: str) -> _Concept:
+    return _Concept(role, re.compile(trigger, re.IGNORECASE), clause, replaces, name)
+
+
+# Ordered: interventions, then conditions, then outcomes. Triggers are matched on the
+# claim as written; each clause is a PubMed block with title/abstract words and MeSH.
+_CONCEPTS = (
+    _concept("ketamine", "intervention", r"\b(?:es|ar)?ketamine\b|\bspravato\b|\bketalar\b",
+             '(ketamine[tiab] OR esketamine[tiab] OR "ketamine"[mh])'),
+    _concept("psilocybin", "intervention", r"\bpsilocybin\b|\bmagic mushrooms?\b",
+             '(psilocybin[tiab] OR "psilocybin"[mh])'),
+    _concept("mdma", "intervention", r"\bmdma\b|\becstasy\b|methylenedioxymethamphetamine",
+             '(MDMA[tiab] OR "N-Methyl-3,4-methylenedioxyamphetamine"[mh])'),
+    _concept("ssri", "intervention",
+             r"\bssris?\b|serotonin reuptake inhibitor|\bfluoxetine\b|\bsertraline\b"
+             r"|\bescitalopram\b|\bcitalopram\b|\bparoxetine\b",
+             '("selective serotonin reuptake inhibitors"[mh] OR SSRI*[tiab] OR '
+             '"serotonin reuptake inhibitor*"[tiab])'),
+    _concept("antidepressant", "intervention", r"\bantidepressants?\b|\bantidepressive\b",
+             '(antidepress*[tiab] OR "antidepressive agents"[mh])', ),
+    _concept("ect", "intervention", r"\belectroconvulsive\b|\bect\b|\belectroshock\b",
+             '("electroconvulsive therapy"[mh] OR electroconvulsive[tiab])'),
+    _concept("tms", "intervention", r"\btranscranial magnetic\b|\br?tms\b",
+             '("transcranial magnetic stimulation"[mh] OR "transcranial magnetic'
+             ' stimulation"[tiab])'),
+    _concept("psychotherapy", "intervention",
+             r"\bpsychotherap\w*|\btalk therapy\b|\bcognitive behaviou?ral\b|\bcbt\b",
+             '(psychotherap*[tiab] OR "psychotherapy"[mh])'),
+    _concept("trd", "condition",
+             r"\btreatment[- ]resistant\b|\brefractory depression\b|\btrd\b",
+             '("depressive disorder, treatment-resistant"[mh] OR "treatment-resistant"[tiab]'
+             ' OR "treatment resistant"[tiab] OR refractory[tiab])', "depression"),
+    _concept("postpartum", "condition", r"\bpost-?partum\b|\bperinatal depression\b",
+             '("depression, postpartum"[mh] OR postpartum[tiab] OR perinatal[tiab])'),
+    _concept("depression", "condition", r"\bdepress(?:ion|ive|ed)\b|\bmdd\b|\bdepressions\b",
+             '(depress*[tiab] OR "depressive disorder"[mh])'),
+    _concept("bipolar", "condition", r"\bbipolar\b|\bmanic\b|\bmania\b",
+             '(bipolar[tiab] OR "bipolar disorder"[mh])'),
+    _concept("anxiety", "condition", r"\banxi(?:ety|eties|ous)\b|\bpanic\b|\bgad\b",
+             '(anxiety[tiab] OR anxious[tiab] OR "anxiety disorders"[mh])'),
+    _concept("ptsd", "condition", r"\bptsd\b|\bpost-?traumatic\b|\btrauma\b",
+             '("stress disorders, post-traumatic"[mh] OR PTSD[tiab] OR posttraumatic[tiab] OR'
+             ' "post-traumatic"[tiab])'),
+    _concept("ocd", "condition", r"\bocd\b|\bobsessive[- ]compulsive\b",
+             '("obsessive-compulsive disorder"[mh] OR obsessive-compulsive[tiab])'),
+    _concept("suicide", "condition", r"\bsuicid\w*",
+             '(suicid*[tiab] OR "suicidal ideation"[mh] OR "suicide"[mh])'),
+    _concept("substance use", "condition",
+             r"\baddict\w*|\bsubstance use\b|\balcohol use\b|\balcoholism\b|\bopioid use\b"
+             r"|\bdependence\b|\babuse\b|\bmisuse\b",
+             '("substance-related disorders"[mh] OR addict*[tiab] OR abuse[tiab] OR'
+             ' misuse[tiab] OR dependence[tiab])'),
+    _concept("eating disorders", "condition",
+             r"\beating disorders?\b|\banorexia\b|\bbulimi\w*|\bbinge[- ]eating\b",
+             '("feeding and eating disorders"[mh] OR "eating disorder*"[tiab] OR'
+             ' anorexia[tiab] OR bulimi*[tiab])'),
+    _concept("chronic pain", "condition",
+             r"\bchronic pain\b|\bfibromyalgia\b|\bneuropathic pain\b|\bcrps\b"
+             r"|\bcomplex regional pain\b",
+             '("chronic pain"[mh] OR "chronic pain"[tiab] OR fibromyalgia[tiab] OR'
+             ' neuropathic[tiab])', "pain"),
+    _concept("pain", "condition", r"\bpain\b|\banalges\w*",
+             '(pain[tiab] OR analges*[tiab] OR "pain"[mh])'),
+    _concept("migraine", "condition", r"\bmigraines?\b|\bheadaches?\b",
+             '(migraine[tiab] OR headache*[tiab] OR "migraine disorders"[mh])'),
+    _concept("adverse effects", "outcome",
+             r"\bside[- ]effects?\b|\badverse\b|\bsafe(?:ty|ly)?\b|\btolerab\w*|\brisks?\b",
+             '("adverse effects"[sh] OR "side effect*"[tiab] OR "adverse event*"[tiab] OR'
+             ' safety[tiab] OR tolerab*[tiab])'),
+    _concept("rapid onset", "outcome",
+             r"\bwithin (?:\w+ )?(?:minutes|hours?|days?|a day|a week)\b|\brapid\w*"
+             r"|\bonset\b|\bimmediate\w*|\bfast[- ]acting\b|\bquick\w*",
+             '(rapid*[tiab] OR onset[tiab] OR hours[tiab] OR "time factors"[mh])'),
+    _concept("durability", "outcome",
+             r"\blong[- ]lasting\b|\blong[- ]term\b|\bdurab\w*|\brelapse\w*|\bsustained\b"
+             r"|\bmaintenance\b",
+             '(relapse[tiab] OR maintenance[tiab] OR sustained[tiab] OR "long-term"[tiab] OR'
+             ' durab*[tiab])'),
+    _concept("response", "outcome",
+             r"\bremission\b|\bresponse rates?\b|\bsuccess rates?\b|\bresponders?\b",
+             '(remission[tiab] OR response[tiab] OR responder*[tiab])'),
+    _concept("dissociation", "outcome", r"\bdissociat\w*",
+             '(dissociat*[tiab])'),
+    _concept("cognition", "outcome", r"\bcognit\w*|\bmemory\b",
+             '(cognit*[tiab] OR memory[tiab] OR "cognition"[mh])'),
+    _concept("neuroplasticity", "outcome",
+             r"\bneuroplastic\w*|\bsynap\w*|\bneurogenesis\b|\bbdnf\b|\bneural connections\b"
+             r"|\brewir\w*",
+             '("neuronal plasticity"[mh] OR plasticity[tiab] OR synap*[tiab] OR BDNF[tiab])'),
+    _concept("glutamate", "outcome", r"\bglutamat\w*|\bnmda\b",
+             '(glutamat*[tiab] OR NMDA[tiab] OR "receptors, n-methyl-d-aspartate"[mh])'),
+    _concept("fda approval", "outcome", r"\bfda\b|\bapprov\w*",
+             '("United States Food and Drug Administration"[mh] OR FDA[tiab] OR'
+             ' "drug approval"[mh])'),
+)  # fmt: skip
+_ROLE_ORDER = {"intervention": 0, "condition": 1, "outcome": 2}
+
+# Words too general (or too promotional) to narrow a PubMed search on their own.
+_GENERIC_WORDS = frozenset(
+    """
+    patient patients people person persons individual individuals adult adults many most
+    much new novel significant significantly treatment treatments therapy therapies
+    therapeutic treat treats treated treating clinic clinics clinical study studies research
+    show shows shown showed help helps helped effective effectively efficacy effect effects
+    relief relieve relieves relieved symptom symptoms improve improves improved improvement
+    results result work works proven proof evidence high higher low lower rate rates
+    percent hour hours day days week weeks minute minutes time times can could make makes
+    made use used using like well better best good great life lives provide provides offer
+    offers option options condition conditions disorder disorders disease diseases
+    medication medications drug drugs dose doses level levels increase increases decrease
+    decreases reduce reduces reduced associated association compared versus cause causes
+    caused lead leads linked link links
+    """.split()
+)
+
+
+def build_pubmed_query(claim_text: str, *, category: str | None = None) -> str:
+    """Build a PubMed query for the studies that bear on a claim.
+
+    Key intervention, condition and outcome concepts are recognised from a curated
+    lexicon and AND-ed, each as a block of title/abstract words and MeSH headings. When
+    fewer than two concepts are recognised, up to three distinctive claim words are added
+    as ``word[tiab]`` blocks so the query still narrows. Efficacy, onset and comparison
+    claims also get PubMed's broad therapy Clinical Queries filter.
+
+    Parameters
+    ----------
+    claim_text : str
+        The claim as written.
+    category : str, optional
+        The claim's category; "efficacy", "onset" and "comparison" add
+        ``(Therapy/Broad[filter])``.
+
+    Returns
+    -------
+    str
+        The query, e.g. ``(ketamine[tiab] OR esketamine[tiab] OR "ketamine"[mh]) AND
+        (depress*[tiab] OR "depressive disorder"[mh])``. The same input always gives the
+        same query.
+
+    Raises
+    ------
+    ValueError
+        If the claim has no searchable word.
+    """
+    found = [c for c in _CONCEPTS if c.trigger.search(claim_text)]
+    replaced = {name for c in found for name in c.replaces}
+    concepts = [c for c in found if c.name not in replaced]
+    blocks: list[str] = []
+    for role in ("intervention", "condition", "outcome"):
+        clauses = [c.clause for c in concepts if c.role == role]
+        if role == "condition" and len(clauses) > 1:
+            # "helps with PTSD and anxiety": evidence on either condition bears on it.
+            blocks.append("(" + " OR ".join(clauses) + ")")
+        else:
+            blocks.extend(clauses)
+    if len(blocks) < 2:
+        rest = claim_text
+        for concept in found:
+            rest = concept.trigger.sub(lambda m: " " * len(m.group(0)), rest)
+        words: list[str] = []
+        for match in re.finditer(r"[A-Za-z][A-Za-z0-9'-]*[A-Za-z0-9]", rest):
+            word = match.group(0).lower().removesuffix("'s")
+            if len(word) >= 4 and word not in _STOPWORDS and word not in _GENERIC_WORDS:
+                if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+                    word = word[:-1] + "*"  # plural: infusions -> infusion*
+                if word not in words:
+                    words.append(word)
+        blocks.extend(f'"{w}"[tiab]' if "-" in w else f"{w}[tiab]" for w in words[:3])
+    if not blocks:
+        raise ValueError(f"no searchable terms in claim: {claim_text!r}")
+    query = " AND ".join(blocks)
+    if category is not None and category.strip().lower() in _THERAPY_CATEGORIES:
+        query += " AND (Therapy/Broad[filter])"
+    return query
+
+
+_THERAPY_CATEGORIES = frozenset({"efficacy", "onset", "comparison"})
