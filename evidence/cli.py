@@ -296,6 +296,33 @@ def claims_list(
                         "canonical_id", "status", "flags", "text"], f"{len(rows)} claims")
 
 
+@claims_app.command("regroup")
+def claims_regroup(
+    claim_id: Annotated[int, typer.Argument(help="The claim to move.")],
+    to: Annotated[int | None, typer.Option(help="Canonical claim id to join.")] = None,
+    new_statement: Annotated[str | None, typer.Option(
+        help="Start a new canonical claim with this statement instead.")] = None,
+) -> None:
+    """Move a claim to another canonical claim, or to a new one (audited).
+
+    Example: substantiate claims regroup 42 --to 7
+    """
+    from evidence.errors import InputError, NotFound
+    from evidence.models import Claim
+
+    if (to is None) == (new_statement is None):
+        raise InputError("give exactly one of --to CANONICAL_ID or --new-statement TEXT")
+    with db.session_scope(_engine()) as session:
+        claim = session.get(Claim, claim_id)
+        if claim is None:
+            raise NotFound(f"claim {claim_id} does not exist")
+        moved = crud.regroup_claim(session=session, claim_id=claim_id, canonical_id=to,
+                                   expected_version=claim.version, actor=ACTOR,
+                                   new_statement=new_statement)
+        cid, score = moved.canonical_id, moved.canonical_score
+    out.print(f"claim {claim_id} is now in canonical claim {cid} (similarity {score})")
+
+
 @citations_app.command("list")
 def citations_list(
     article: Annotated[int | None, typer.Option(help="Only this article id.")] = None,
