@@ -29,12 +29,17 @@ from evidence.models import (
 )
 from ingest.articles import ParsedArticle
 from ingest.citations import extract_citations, is_scholarly
-from ingest.claims import canonical_statement, claim_similarity, extract_claims
+from ingest.claims import (
+    DEFAULT_GROUP_THRESHOLD,
+    canonical_statement,
+    claim_similarity,
+    extract_claims,
+)
 
 T = TypeVar("T", bound=SQLModel)
 
-# Two claims whose similarity reaches this join the same canonical claim.
-CANONICAL_THRESHOLD = 0.6
+# A claim whose similarity to a canonical claim reaches this joins it.
+CANONICAL_THRESHOLD = DEFAULT_GROUP_THRESHOLD
 SYSTEM = "system"
 
 _hasher = PasswordHasher()
@@ -254,25 +259,28 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str) -
         best: CanonicalClaim | None = None
         best_score = 0.0
         for cc in canon:
-            if cc.category != claim.category and claim.category != "other":
-                continue
-            score = claim_similarity(claim.text, cc.statement)
+            score = claim_similarity(claim.text, cc.key or cc.statement)
             if score > best_score:
                 best, best_score = cc, score
         if best is None or best_score < CANONICAL_THRESHOLD:
-            best = CanonicalClaim(statement=canonical_statement(claim.text),
-                                  category=claim.category)
+            best = new_canonical(claim.text, category=claim.category)
             session.add(best)
             session.flush()
             audit.record(session, actor=actor, action="canonical.create",
                          entity="canonical_claim", entity_id=best.id,
                          after=audit.snapshot(best))
             canon.append(best)
-            best_score = claim_similarity(claim.text, best.statement)
+            best_score = claim_similarity(claim.text, best.key)
         claim.canonical_id = best.id
         claim.canonical_score = round(best_score, 4)
         session.add(claim)
     session.flush()
+
+
+def new_canonical(statement: str, *, category: str) -> CanonicalClaim:
+    """A canonical claim with a readable statement and its normalised key (not yet added)."""
+    text = " ".join(statement.split())
+    return CanonicalClaim(statement=text, key=canonical_statement(text), category=category)
 
 
 def regroup_claim(
@@ -284,8 +292,7 @@ def regroup_claim(
         claim = session.get(Claim, claim_id)
         if claim is None:
             raise NotFound(f"claim {claim_id} does not exist")
-        cc = CanonicalClaim(statement=new_statement or canonical_statement(claim.text),
-                            category=claim.category)
+        cc = new_canonical(new_statement or claim.text, category=claim.category)
         session.add(cc)
         session.flush()
         audit.record(session, actor=actor, action="canonical.create", entity="canonical_claim",
@@ -296,7 +303,7 @@ def regroup_claim(
     target = session.get(CanonicalClaim, canonical_id)
     assert target is not None
     claim = session.get(Claim, claim_id)
-    score = claim_similarity(claim.text, target.statement) if claim else None
+    score = claim_similarity(claim.text, target.key or target.statement) if claim else None
     return update_versioned(session, Claim, claim_id, expected_version=expected_version,
                             changes={"canonical_id": canonical_id, "canonical_score": score},
                             actor=actor, action="claim.regroup")

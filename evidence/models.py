@@ -91,12 +91,17 @@ class Article(Versioned, table=True):
 
 
 class CanonicalClaim(Versioned, table=True):
-    """A normalised claim statement shared by the claims that repeat it (graded once)."""
+    """A claim statement shared by the claims that repeat it (graded once).
+
+    ``statement`` is readable (the first claim's wording, or a reviewer's); ``key`` is its
+    normalised form (stems, no hedges or places) that new claims are compared with.
+    """
 
     __tablename__ = "canonical_claim"
 
     id: int | None = Field(default=None, primary_key=True)
     statement: str = Field(sa_type=Text)
+    key: str = Field(default="", sa_type=Text)
     category: str = Field(default="other", max_length=40, index=True)
 
 

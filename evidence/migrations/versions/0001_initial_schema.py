@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 00:19:11.084676
+Create Date: 2026-11-22 00:45:38.753707
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("statement", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
         sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
