@@ -159,3 +159,23 @@ def test_users_and_roles(session: Session) -> None:
     assert "password_hash" not in (ev.after or {})
     with pytest.raises(InputError, match="unknown role"):
         crud.add_user(session=session, username="x", role="boss", password="p")
+
+
+def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engine) -> None:
+    from pathlib import Path
+
+    from evidence import pipeline
+
+    seeds = Path(__file__).resolve().parents[1] / "data" / "articles"
+    pipeline.ingest_articles(engine, [str(seeds)])
+    with Session(engine) as s:
+        claims = s.exec(select(Claim)).all()
+        weeks = [c for c in claims if "weeks" in c.text and "antidepressant" in c.text.lower()]
+        groups = {c.canonical_id for c in weeks}
+        biggest = max(groups, key=lambda g: sum(c.canonical_id == g for c in claims))
+        members = [c for c in claims if c.canonical_id == biggest]
+        assert len({c.article_id for c in members}) == 5
+        cc = s.get(CanonicalClaim, biggest)
+        assert cc is not None and "weeks" in cc.statement  # readable, not a stem soup
+        assert all(c.canonical_score is not None for c in members)
+        assert len({c.canonical_id for c in claims}) < len(claims)
