@@ -199,10 +199,12 @@ def benchmark(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the JSON-ready result (``limit``: first N claims only)."""
-    claims = [c for c in load_claims(scifact / f"claims_{split}.jsonl") if c.cited][:limit]
+    # Every claim is ranked (the run file covers unjudged claims too, e.g. a test split
+    # scored elsewhere); the metrics use the claims that have judgements.
+    claims = load_claims(scifact / f"claims_{split}.jsonl")[:limit]
     docs = load_corpus(scifact / "corpus.jsonl")
     run, timing = rank_claims(claims, docs, semantic=semantic)
-    cited: dict[str, frozenset[str]] = {c.claim_id: c.cited for c in claims}
+    cited: dict[str, frozenset[str]] = {c.claim_id: c.cited for c in claims if c.cited}
     evidence: dict[str, frozenset[str]] = {c.claim_id: c.evidence for c in claims if c.evidence}
     half_a, half_b = split_halves(list(cited))
     tag = "substantiate-hybrid" if semantic else "substantiate-bm25"
@@ -219,17 +221,19 @@ def benchmark(
         "map_depth": RUN_DEPTH,
         "counts": {
             "documents": len(docs),
+            "ranked_claims": len(claims),
             "claims": len(cited),
             "qrels": sum(len(r) for r in cited.values()),
             "evidence_claims": len(evidence),
             "evidence_qrels": sum(len(r) for r in evidence.values()),
         },
-        "cited": evaluate(run, cited),
-        "evidence": evaluate(run, evidence),
+        # No judged claims (an unlabelled split): no figures rather than misleading zeros.
+        "cited": evaluate(run, cited) if cited else None,
+        "evidence": evaluate(run, evidence) if evidence else None,
         "halves": {
             "seed": 0,
-            "a": evaluate(run, {q: cited[q] for q in half_a}),
-            "b": evaluate(run, {q: cited[q] for q in half_b}),
+            "a": evaluate(run, {q: cited[q] for q in half_a}) if half_a else None,
+            "b": evaluate(run, {q: cited[q] for q in half_b}) if half_b else None,
         },
         "index_seconds": round(timing["index_s"], 3),
         "queries_per_second": round(len(claims) / timing["search_s"], 1)
