@@ -287,6 +287,9 @@ def ingest_pubmed(
         mark_missing(engine, missing, actor=actor)
     except (NCBIUnavailable, NCBIError, ParseError) as e:
         summary.problems.append(str(e))
+        status = "unavailable" if isinstance(e, NCBIUnavailable) else "ncbi_error"
+        prefix = "network unavailable" if status == "unavailable" else "NCBI error"
+        mark_unfetched(engine, status=status, reason=f"{prefix}: {e}", actor=actor)
     with session_scope(engine) as session:
         from evidence.models import IngestRun
 
@@ -296,6 +299,20 @@ def ingest_pubmed(
                         status="ok" if not summary.problems else "partial",
                         error="; ".join(summary.problems) or None)
     return summary
+
+
+def mark_unfetched(engine: Engine, *, status: str, reason: str, actor: str) -> None:
+    """Resolved citations whose record could not be fetched get ``status`` and ``reason``.
+
+    They are retried on the next run.
+    """
+    with session_scope(engine) as session:
+        stored = set(session.exec(select(Study.pmid).where(
+            col(Study.raw_record_id).is_not(None))).all())
+        for cit in session.exec(select(Citation).where(Citation.status == "resolved")).all():
+            if cit.pmid and cit.pmid not in stored:
+                _set_status(session, cit, status=status, reason=reason, pmid=cit.pmid,
+                            actor=actor)
 
 
 def unresolved_citations(session: Session) -> list[Citation]:

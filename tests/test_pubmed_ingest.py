@@ -129,6 +129,9 @@ def test_network_unavailable_marks_citations_with_reason(seeded: Engine) -> None
         doi = s.exec(select(Citation).where(Citation.kind == "doi")).one()
         assert doi.status == "unavailable"
         assert (doi.status_reason or "").startswith("network unavailable:")
+        # The PMID citations resolve without NCBI, but their records were not fetched.
+        pmids = s.exec(select(Citation).where(Citation.kind == "pmid")).all()
+        assert {c.status for c in pmids} == {"unavailable"}
     assert summary.problems  # the PMIDs' fetch failed too, and says so
 
 
