@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,8 +22,10 @@ from evidence import audit, crud, db, export, pipeline, queries
 from evidence.config import get_settings
 from evidence.errors import SubstantiateError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: article text, titles and identifiers are printed as they are, never read
+# as rich markup ("[bold]" in a blog post stays text).
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 app = typer.Typer(
     name="substantiate",
@@ -80,7 +83,7 @@ def _print_frame(rows: list[dict[Any, Any]], columns: list[str], title: str) -> 
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
-        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+        table.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in columns])
     out.print(table)
 
 

@@ -238,3 +238,15 @@ def test_claims_regroup(monkeypatch, capsys, corpus: Path) -> None:
     assert err.strip() == "error: give exactly one of --to CANONICAL_ID or --new-statement TEXT"
     code, _, err = run(monkeypatch, capsys, "claims", "regroup", "99999", "--to", "1")
     assert code == 1 and err.strip() == "error: claim 99999 does not exist"
+
+
+def test_untrusted_text_is_printed_literally(monkeypatch, capsys, tmp_path: Path) -> None:
+    art = tmp_path / "post.txt"
+    art.write_text("Clinic [bold]News[/]\nKetamine [/] relieves [red]depression[/red] within "
+                   "hours for most patients.\n")
+    code, _, err = run(monkeypatch, capsys, "ingest", "articles", str(art))
+    assert code == 0, err
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    code, out, err = run(monkeypatch, capsys, "claims", "list")
+    assert code == 0, err
+    assert "Ketamine [/] relieves [red]depression[/red] within hours" in out
