@@ -8,6 +8,7 @@ import json
 import math
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import bm25s
@@ -196,11 +197,29 @@ def test_ranker_feedback_lifts_documents_like_the_top_hit() -> None:
         Document("related", "Ketamine", "Cortical glutamate surge in rats."),
         Document("other", "Glutamate surge", "Cortex."),
     ] + [Document(f"filler{i}", f"Statin trial {i}", "Cholesterol outcomes.") for i in range(6)]
-    plain = Ranker(docs, RankerConfig(prf_docs=0, subword_weight=0)).search("ketamine")
-    prf = Ranker(docs, RankerConfig(prf_docs=1, subword_weight=0)).search("ketamine")
+    plain = Ranker(docs, RankerConfig(prf_docs=0, subword_weight=0, neighbours=0)).search(
+        "ketamine"
+    )
+    prf = Ranker(docs, RankerConfig(prf_docs=1, subword_weight=0, neighbours=0)).search("ketamine")
     assert [d for d, _ in plain] == ["hit", "vet", "related"]
     # "other" shares terms with the top hit but not with the query: never shown.
     assert [d for d, _ in prf] == ["hit", "related", "vet"]
+
+
+def test_ranker_neighbours_lift_documents_whose_neighbours_match() -> None:
+    docs = [
+        Document("vet", "Ketamine", "Veterinary anaesthesia in horses."),
+        Document("brain", "Ketamine", "Cortical glutamate surge."),
+        Document("close", "Ketamine", "Ketamine and cortical glutamate surge."),
+    ] + [Document(f"filler{i}", f"Statin trial {i}", "Cholesterol outcomes.") for i in range(6)]
+    base = RankerConfig(prf_docs=0, subword_weight=0, neighbours=0)
+    plain = Ranker(docs, base).search("ketamine")
+    smoothed = Ranker(docs, replace(base, neighbours=2, neighbour_weight=0.4)).search("ketamine")
+    # "vet" and "brain" tie on their own; "brain" is like "close", which also matches.
+    assert [d for d, _ in plain] == ["close", "vet", "brain"]
+    assert plain[1][1] == plain[2][1]
+    # Neighbours re-score matching documents only: the fillers are never shown.
+    assert [d for d, _ in smoothed] == ["close", "brain", "vet"]
 
 
 def test_ranker_search_many_matches_search_and_keeps_order() -> None:
