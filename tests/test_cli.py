@@ -246,7 +246,7 @@ def test_untrusted_text_is_printed_literally(monkeypatch, capsys, tmp_path: Path
                    "hours for most patients.\n")
     code, _, err = run(monkeypatch, capsys, "ingest", "articles", str(art))
     assert code == 0, err
-    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    monkeypatch.setattr(cli.out, "width", 400)  # one table row per line
     code, out, err = run(monkeypatch, capsys, "claims", "list")
     assert code == 0, err
     assert "Ketamine [/] relieves [red]depression[/red] within hours" in out
