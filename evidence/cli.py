@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -88,6 +89,23 @@ def _print_frame(rows: list[dict[Any, Any]], columns: list[str], title: str) -> 
 
 
 # ------------------------------------------------------------------------------ commands
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log progress and retries (E-utilities requests) on stderr.")
+    ] = False,
+) -> None:
+    """Substantiate: a claim-evidence database for health-marketing content."""
+    # Errors reach the user as one line from main(); logs are for when they ask for them.
+    level = logging.INFO if verbose else logging.CRITICAL
+    for name in ("ingest", "evidence"):
+        logging.getLogger(name).setLevel(level)
+    if verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
 
 
 @app.command()
