@@ -173,13 +173,15 @@ def rank_claims(
 ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
     """Rank every claim against ``docs``; return the run and timings in seconds."""
     t0 = time.perf_counter()
-    ranker = Ranker(docs)
     reranker: Any = None
     if semantic:
-        from evidence.semantic import HybridReranker
+        from evidence.semantic import HYBRID_BM25, HybridReranker
 
+        ranker = Ranker(docs, HYBRID_BM25)
         reranker = HybridReranker(docs)
         reranker.precompute()  # document embeddings count as indexing time
+    else:
+        ranker = Ranker(docs)
     t1 = time.perf_counter()
     texts = [c.text for c in claims]
     results = ranker.search_many(texts, k=RUN_DEPTH)

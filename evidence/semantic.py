@@ -19,12 +19,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from evidence.match import Document
+from evidence.match import Document, RankerConfig
 
-__all__ = ["DEFAULT_TOP_N", "DEFAULT_WEIGHT", "HybridReranker", "SemanticUnavailable", "model_path"]
+__all__ = ["DEFAULT_TOP_N", "DEFAULT_WEIGHT", "HYBRID_BM25", "HybridReranker", "SemanticUnavailable",
+           "model_path"]
 
 DEFAULT_WEIGHT = 0.7
 """Weight of the cosine similarity in the hybrid score (BM25 gets ``1 - weight``)."""
+
+#: The BM25 stage to pair with the re-ranker: without neighbour smoothing. Smoothing and
+#: embeddings both bring in document-to-document similarity; with both, it counts twice
+#: (SciFact train nDCG@10, hybrid: 0.7485 on plain BM25 vs 0.7430 on smoothed, both
+#: random halves lower with smoothing).
+HYBRID_BM25 = RankerConfig(neighbours=0)
 
 DEFAULT_TOP_N = 100
 """How many BM25 candidates are re-scored."""
