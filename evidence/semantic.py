@@ -21,8 +21,14 @@ import numpy.typing as npt
 
 from evidence.match import Document, RankerConfig
 
-__all__ = ["DEFAULT_TOP_N", "DEFAULT_WEIGHT", "HYBRID_BM25", "HybridReranker", "SemanticUnavailable",
-           "model_path"]
+__all__ = [
+    "DEFAULT_TOP_N",
+    "DEFAULT_WEIGHT",
+    "HYBRID_BM25",
+    "HybridReranker",
+    "SemanticUnavailable",
+    "model_path",
+]
 
 DEFAULT_WEIGHT = 0.7
 """Weight of the cosine similarity in the hybrid score (BM25 gets ``1 - weight``)."""
