@@ -40,19 +40,9 @@ from typing import Any
 import pytest
 
 from ingest.pubmed_xml import PubmedRecord, parse_pubmed
-from tests._shared import shared_path
+from tests._shared import PUBMED_FIXTURES, shared_path
 
-FIXTURES = [
-    "ncbi/pubmed1.xml",
-    "ncbi/pubmed2.xml",
-    "ncbi/pubmed4.xml",
-    "ncbi/pubmed5.xml",
-    "ncbi/pubmed6.xml",
-    "ncbi/pubmed7.xml",
-    "ncbi/title_with_html_tags.xml",
-    "medline/pubmed-29768149.xml",
-    "medline/test_current_medline.xml.gz",
-]
+FIXTURES = list(PUBMED_FIXTURES)
 
 _MATH = re.compile(r"<math\b.*?</math>", re.DOTALL)
 _INDENT_IN_MATH = re.compile(r"(<(?!mtext\b)[^>]*>)\s+(?=<)")

@@ -28,7 +28,7 @@ from ingest.pubmed_xml import (
     parse_pubmed,
     parse_pubmed_bytes,
 )
-from tests._shared import ROOT, shared_path
+from tests._shared import PUBMED_FIXTURES, ROOT, shared_path
 
 DATA = Path(__file__).parent / "data" / "pubmed"
 AWKWARD = sorted(DATA.glob("*.xml"))
@@ -292,17 +292,7 @@ def test_fixture_medline_gzip_file() -> None:
 
 
 def test_every_real_fixture_serialises_to_json() -> None:
-    names = [
-        "ncbi/pubmed1.xml",
-        "ncbi/pubmed2.xml",
-        "ncbi/pubmed4.xml",
-        "ncbi/pubmed5.xml",
-        "ncbi/pubmed6.xml",
-        "ncbi/pubmed7.xml",
-        "ncbi/title_with_html_tags.xml",
-        "medline/pubmed-29768149.xml",
-        "medline/test_current_medline.xml.gz",
-    ]
+    names = PUBMED_FIXTURES
     total = 0
     for name in names:
         for item in parse_pubmed(shared_path("fixtures", *name.split("/"))):
