@@ -41,6 +41,7 @@ T = TypeVar("T", bound=SQLModel)
 # A claim whose similarity to a canonical claim reaches this joins it.
 CANONICAL_THRESHOLD = DEFAULT_GROUP_THRESHOLD
 SYSTEM = "system"
+MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
 
@@ -336,11 +337,14 @@ def add_user(*, session: Session, username: str, role: str, password: str | None
     Raises
     ------
     InputError
-        Unknown role, empty name, or the username is taken.
+        Unknown role, empty name, the username is taken, or a password shorter than
+        ``MIN_PASSWORD`` characters (``None``: a single-sign-on user without a password).
     """
     username = username.strip()
     if not username:
         raise InputError("a username is required")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise InputError(f"a password needs at least {MIN_PASSWORD} characters")
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     if session.exec(select(AppUser).where(AppUser.username == username)).first():

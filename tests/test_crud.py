@@ -144,9 +144,9 @@ def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
 
 def test_users_and_roles(session: Session) -> None:
     admin = crud.add_user(session=session, username="root", role="admin", password="pw-admin")
-    viewer = crud.add_user(session=session, username="val", role="viewer", password="pw-val")
+    viewer = crud.add_user(session=session, username="val", role="viewer", password="pw-val-12")
     session.commit()
-    assert crud.authenticate(session=session, username="val", password="pw-val") == viewer
+    assert crud.authenticate(session=session, username="val", password="pw-val-12") == viewer
     assert crud.authenticate(session=session, username="val", password="nope") is None
     assert viewer.password_hash and viewer.password_hash.startswith("$argon2")
     with pytest.raises(PermissionDenied, match="val is a viewer"):
@@ -158,7 +158,9 @@ def test_users_and_roles(session: Session) -> None:
     ev = session.exec(select(AuditEvent).where(AuditEvent.action == "user.role")).one()
     assert "password_hash" not in (ev.after or {})
     with pytest.raises(InputError, match="unknown role"):
-        crud.add_user(session=session, username="x", role="boss", password="p")
+        crud.add_user(session=session, username="x", role="boss", password="password1")
+    with pytest.raises(InputError, match="at least 8 characters"):
+        crud.add_user(session=session, username="y", role="viewer", password="short")
 
 
 def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engine) -> None:

@@ -139,7 +139,7 @@ def test_assessed_link_is_never_removed(linked: Engine) -> None:
     with Session(linked) as s:
         claim = _claim(s, "within 24 hours")
         spray = _links(s, claim)[str(ESKETAMINE_SPRAY["pmid"])]
-        user = crud.add_user(session=s, username="rev", role="reviewer", password="pw")
+        user = crud.add_user(session=s, username="rev", role="reviewer", password="password1")
         s.add(Assessment(link_id=spray.id, reviewer_id=user.id, stance="supports"))  # type: ignore[arg-type]
         s.commit()
         spray_id = spray.id
