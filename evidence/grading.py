@@ -196,7 +196,6 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 
 _TAG = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
 
 _CUE_SR_TITLE = _rx(r"\bsystematic(?:al)?\s+review|\bmeta-?\s?analy[sz]")
 _CUE_MA_TITLE = _rx(r"\bmeta-?\s?analy[sz]")
@@ -245,7 +244,7 @@ def _clean(text: str) -> str:
     """Text without inline markup, so cues match across ``<i>`` and similar tags."""
     if "<" in text:
         text = _TAG.sub(" ", text)
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def _mesh_display(term: str) -> str:
@@ -291,10 +290,16 @@ _PREFILTER: dict[re.Pattern[str], tuple[str, ...]] = {
 }
 
 
+@lru_cache(maxsize=16)
+def _folded(text: str) -> str:
+    # Several cues read the same title/abstract; fold each text once.
+    return text.casefold()
+
+
 def _cue(pattern: re.Pattern[str], text: str) -> str | None:
     words = _PREFILTER.get(pattern)
     if words is not None:
-        folded = text.casefold()
+        folded = _folded(text)
         if not any(w in folded for w in words):
             return None
     match = pattern.search(text)
