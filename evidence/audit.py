@@ -128,32 +128,18 @@ def record(
     prev_hash = last.hash if last else GENESIS
     next_id = (last.id or 0) + 1 if last else 1
     occurred = utcnow()
-    before_j = _jsonable(before) if before is not None else None
-    after_j = _jsonable(after) if after is not None else None
-    ev = AuditEvent(
-        id=next_id,
-        occurred_at=occurred,
-        created_at=occurred,
-        updated_at=occurred,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        before=before_j,
-        after=after_j,
-        prev_hash=prev_hash,
-        hash=compute_hash(
-            event_id=next_id,
-            occurred_at=occurred,
-            actor=actor,
-            action=action,
-            entity=entity,
-            entity_id=str(entity_id),
-            before=before_j,
-            after=after_j,
-            prev_hash=prev_hash,
-        ),
-    )
+    content: dict[str, Any] = {
+        "occurred_at": occurred,
+        "actor": actor,
+        "action": action,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "before": _jsonable(before) if before is not None else None,
+        "after": _jsonable(after) if after is not None else None,
+        "prev_hash": prev_hash,
+    }
+    ev = AuditEvent(id=next_id, created_at=occurred, updated_at=occurred, **content,
+                    hash=compute_hash(event_id=next_id, **content))
     session.add(ev)
     session.flush()
     return ev
