@@ -6,21 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks._gen_pubmed import FIXTURE_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-#: Every recorded PubMed XML file in ../shared/fixtures (NCBI efetch responses and MEDLINE).
-PUBMED_FIXTURES = (
-    "ncbi/pubmed1.xml",
-    "ncbi/pubmed2.xml",
-    "ncbi/pubmed4.xml",
-    "ncbi/pubmed5.xml",
-    "ncbi/pubmed6.xml",
-    "ncbi/pubmed7.xml",
-    "ncbi/title_with_html_tags.xml",
-    "medline/pubmed-29768149.xml",
-    "medline/test_current_medline.xml.gz",
-)
+#: Every recorded PubMed XML file in ../shared/fixtures (NCBI efetch responses and MEDLINE);
+#: the benchmark generator builds its records from the same list.
+PUBMED_FIXTURES = FIXTURE_NAMES
 
 
 def shared_path(*parts: str) -> Path:
