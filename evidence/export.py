@@ -21,9 +21,10 @@ from evidence.models import utcnow
 FORMATS = ("csv", "xlsx", "parquet")
 
 CLAIMS_EXPORT = ["claim_id", "article_id", "source", "text", "start", "end", "category",
-                 "checkworthiness", "canonical_id", "status", "flags", "suggested_certainty"]
+                 "checkworthiness", "canonical_id", "status", "flags", "suggested_certainty",
+                 "suggestion_basis"]
 CITATIONS_EXPORT = ["article_id", "raw", "kind", "identifier", "status", "pmid",
-                    "status_reason", "citation_id"]
+                    "status_reason", "citation_id", "flags"]
 ARTICLES_EXPORT = ["article_id", "source", "title", "sha256", "content_type", "revision",
                    "previous_id", "is_current", "fetched_at", "n_claims", "n_citations"]
 
@@ -43,7 +44,10 @@ def _tables(session: Session) -> dict[str, pd.DataFrame]:
     tables = {"articles": articles, "claims": claims, "citations": citations,
               "studies": studies, "links": queries.links(session),
               "assessments": queries.assessments(session),
-              "verdicts": queries.verdicts(session), "audit_log": audit_log}
+              "verdicts": queries.verdicts(session),
+              "claim_sources": queries.claim_sources(session),
+              "article_scorecard": queries.article_scorecard(session),
+              "audit_log": audit_log}
     return {name: df.map(_jsonify) if len(df) else df for name, df in tables.items()}
 
 

@@ -19,10 +19,11 @@ level meaning                                                                   
 1b    randomised controlled trial                                                 90
 2a    systematic review / meta-analysis of non-randomised studies, or one whose   75-80
       included designs the record does not state (not assumed to be randomised)
-2b    cohort study; non-randomised (controlled or single-arm) trial               60-65
+2b    cohort study; controlled non-randomised trial                               60-65
 3     case-control study; other observational study (cross-sectional, registry,   45-50
       evaluation or validation study)
-4     case series; case report                                                    35-40
+4     case series (including single-arm, uncontrolled before-after and pilot      35-40
+      trials without a comparison group); case report
 5     expert opinion: guideline / consensus statement, narrative review,          20-30
       editorial, comment, letter, news
 6     animal or in-vitro (bench) research: mechanism, not an effect in people     10-15
@@ -50,46 +51,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from evidence import vocabulary
+from evidence.vocabulary import (
+    ANIMAL,
+    CASE_CONTROL,
+    CASE_REPORT,
+    CASE_SERIES,
+    CERTAINTY,
+    COHORT,
+    DESIGNS,
+    EDITORIAL,
+    EVIDENCE_LEVELS,
+    GUIDELINE,
+    IN_VITRO,
+    INDIRECTNESS_DIMENSIONS,
+    META_ANALYSIS,
+    NARRATIVE_REVIEW,
+    NON_RANDOMISED_TRIAL,
+    OBSERVATIONAL,
+    RCT,
+    STANCES,
+    STUDY_FLAGS,
+    SYSTEMATIC_REVIEW,
+    UNKNOWN,
+)
+from evidence.vocabulary import GRADE_DOMAINS as GRADE_DOMAINS  # re-exported for callers
+
 # ---------------------------------------------------------------------------------------
 # Designs and levels
 # ---------------------------------------------------------------------------------------
 
-META_ANALYSIS = "meta_analysis"
-SYSTEMATIC_REVIEW = "systematic_review"
-RCT = "rct"
-NON_RANDOMISED_TRIAL = "non_randomised_trial"
-COHORT = "cohort"
-CASE_CONTROL = "case_control"
-OBSERVATIONAL = "observational"
-CASE_SERIES = "case_series"
-CASE_REPORT = "case_report"
-NARRATIVE_REVIEW = "narrative_review"
-GUIDELINE = "guideline"
-EDITORIAL = "editorial"
-ANIMAL = "animal"
-IN_VITRO = "in_vitro"
-UNKNOWN = "unknown"
-
-DESIGNS: tuple[str, ...] = (
-    META_ANALYSIS, SYSTEMATIC_REVIEW, RCT, NON_RANDOMISED_TRIAL, COHORT, CASE_CONTROL,
-    OBSERVATIONAL, CASE_SERIES, CASE_REPORT, NARRATIVE_REVIEW, GUIDELINE, EDITORIAL,
-    ANIMAL, IN_VITRO, UNKNOWN,
-)
-"""Every design ``classify_design`` can return."""
-
-EVIDENCE_LEVELS: dict[str, str] = {
-    "1a": "systematic review or meta-analysis including randomised trials",
-    "1b": "randomised controlled trial",
-    "2a": "systematic review or meta-analysis of non-randomised or unstated designs",
-    "2b": "cohort study or non-randomised trial",
-    "3": "case-control or other observational study",
-    "4": "case series or case report",
-    "5": "expert opinion: guideline, narrative review, editorial, comment, letter",
-    "6": "animal or in-vitro research (mechanism)",
-    "unknown": "design not shown by the record",
-}
-"""Evidence levels, strongest first (Oxford CEBM 2009 style, with 6 for non-human work)."""
-
+# Designs and levels are vocabulary (defined once in evidence.vocabulary); the ranks and
+# the rules that assign them are here.
 DESIGN_RANKS: dict[tuple[str, str], int] = {
     (META_ANALYSIS, "1a"): 100,
     (SYSTEMATIC_REVIEW, "1a"): 95,
@@ -217,6 +210,31 @@ _CUE_SR_INCLUDES_OBS = _rx(
     r"\bcohort|\bobservational|\bcase[- ]control|\bcross[- ]sectional|\bnon-?\s?randomi[sz]ed"
 )
 _CUE_CASE_SERIES = _rx(r"\bcase\s+series\b|\bchart\s+review")
+# A trial without a comparison group is a case series (CEBM level 4), whatever its title
+# calls it: these phrases say so outright.
+_CUE_UNCONTROLLED = _rx(
+    r"\bsingle[- ](?:arm|group|cohort)\b|\bnon-?\s?controlled\b|\buncontrolled\b"
+    r"|\bwithout\s+(?:a\s+)?(?:control|comparison|comparator)\b|\bno\s+control\s+group\b"
+    r"|\bbefore[- ]and[- ]after\b|\bpre-?\s?(?:and\s+)?post-?(?:\s?(?:test|treatment|"
+    r"intervention))?\b|\bpre-?\s?post\b|\bopen[- ]label\b|\bpilot\b"
+)
+# A comparison group: placebo, sham, a control or comparator arm, another treatment.
+_CUE_CONTROLLED = _rx(
+    r"\bplacebo\b|\bsham\b|\bcontrol(?:led)?\s+(?:group|arm|condition|trial|subjects|"
+    r"participants|patients|cohort)s?\b|\bcontrols\b|\bcomparator\b|\bwait-?\s?list\b"
+    r"|\busual\s+care\b|\btreatment\s+as\s+usual\b|\b(?:two|three|four|2|3|4)\s+"
+    r"(?:parallel\s+)?(?:groups|arms)\b"
+    r"|\b(?:versus|vs\.?)\s+(?!baseline|pre|post|after|before)\w+"
+    r"|\bcompared\s+(?:with|to)\s+(?!(?:the\s+)?(?:baseline|pre-?\w*|before|their\s+"
+    r"baseline))\w+|\bmatched\b|\bcrossover\b|\bcross-over\b"
+)
+# N patients who all received the treatment: a treated group, no comparison stated.
+_CUE_TREATED_GROUP = _rx(
+    r"\b(?:\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty"
+    r"(?:[- ]\w+)?|thirty(?:[- ]\w+)?)\s+(?:[\w-]+\s+){0,5}?(?:patients|participants|"
+    r"subjects|men|women|adults|individuals|adolescents|veterans)\b[^.]{0,80}?\b(?:received|"
+    r"were\s+(?:treated|given|administered|infused)|underwent)\b"
+)
 _CUE_CASE_REPORT = _rx(r"\bcase\s+report\b|\bwe\s+(?:report|present|describe)\s+(?:a|the)\s+case")
 _CUE_SEVERAL_CASES = _rx(
     r"\b(?:[2-9]|\d{2,}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+"
@@ -279,6 +297,11 @@ _PREFILTER: dict[re.Pattern[str], tuple[str, ...]] = {
     _CUE_SR_INCLUDES_RCT: ("random", "rct"),
     _CUE_SR_INCLUDES_OBS: ("cohort", "observational", "control", "sectional", "random"),
     _CUE_CASE_SERIES: ("case", "chart"),
+    _CUE_UNCONTROLLED: ("single", "control", "without", "before", "pre", "open", "pilot"),
+    _CUE_CONTROLLED: ("placebo", "sham", "control", "comparator", "wait", "usual", "groups",
+                      "arms", "vs", "versus", "compared", "matched", "cross"),
+    _CUE_TREATED_GROUP: ("received", "treated", "given", "administered", "infused",
+                         "underwent"),
     _CUE_CASE_REPORT: ("case",),
     _CUE_SEVERAL_CASES: ("patients", "cases"),
     _CUE_CASE_CONTROL: ("control",),
@@ -419,7 +442,8 @@ def classify_design(
     trial = typed(_PT_TRIAL)
     if trial:
         reasons.append(f"publication type {_quote(trial)}")
-        return _trial(heads, title_text, abstract_text, reasons)
+        return _trial(heads, title_text, abstract_text, reasons,
+                      controlled_type="controlled clinical trial" in pts)
 
     observational = typed(_PT_OBSERVATIONAL)
     if observational:
@@ -498,15 +522,37 @@ def _randomisation(heads: Mapping[str, str], title: str, abstract: str) -> str |
 
 
 def _trial(
-    heads: Mapping[str, str], title: str, abstract: str, reasons: list[str]
+    heads: Mapping[str, str], title: str, abstract: str, reasons: list[str],
+    *, controlled_type: bool = False,
 ) -> DesignAssessment:
     randomised = _randomisation(heads, title, abstract)
     if randomised:
         reasons.append(f"{randomised}: allocation was random")
         return _assessment(RCT, "1b", reasons)
     reasons.append("no Randomized Controlled Trial type, 'Random Allocation' heading or "
-                   "randomisation phrase: treated as non-randomised")
-    return _assessment(NON_RANDOMISED_TRIAL, "2b", reasons)
+                   "randomisation phrase: not randomised")
+    return _controlled_or_series(title, abstract, reasons, controlled_type=controlled_type)
+
+
+def _controlled_or_series(
+    title: str, abstract: str, reasons: list[str], *, controlled_type: bool = False,
+) -> DesignAssessment:
+    """A non-randomised trial is 2b only with a comparison group; else a case series."""
+    both = f"{title} {abstract}"
+    control = _cue(_CUE_CONTROLLED, both)
+    if controlled_type or control:
+        found = ("publication type 'Controlled Clinical Trial'" if controlled_type
+                 else f"text '{control}'")
+        reasons.append(f"{found}: a comparison group (controlled non-randomised trial)")
+        return _assessment(NON_RANDOMISED_TRIAL, "2b", reasons)
+    uncontrolled = _cue(_CUE_UNCONTROLLED, both)
+    if uncontrolled:
+        reasons.append(f"text '{uncontrolled}' and no control or comparison group: a "
+                       "single-arm / uncontrolled study is a case series (CEBM level 4)")
+    else:
+        reasons.append("no control or comparison group stated: an uncontrolled trial is a "
+                       "case series (CEBM level 4)")
+    return _assessment(CASE_SERIES, "4", reasons)
 
 
 def _observational(
@@ -516,6 +562,11 @@ def _observational(
     series = _cue(_CUE_CASE_SERIES, text)
     if series:
         reasons.append(f"title/abstract says '{series}'")
+        return _assessment(CASE_SERIES, "4", reasons)
+    single = _cue(_CUE_UNCONTROLLED, text)
+    if single and not _cue(_CUE_CONTROLLED, text):
+        reasons.append(f"title/abstract says '{single}' and names no comparison group: a "
+                       "case series (CEBM level 4)")
         return _assessment(CASE_SERIES, "4", reasons)
     case_control = _present(_MESH_CASE_CONTROL, heads)
     case_control_cue = _cue(_CUE_CASE_CONTROL, text)
@@ -594,7 +645,7 @@ def _fallback(
         found = f"MeSH {_quote(trial_mesh)}" if trial_mesh else f"text '{trial_cue}'"
         reasons.append(f"{found}: an interventional trial, no randomisation signal "
                        "(non-randomised)")
-        return _assessment(NON_RANDOMISED_TRIAL, "2b", reasons)
+        return _controlled_or_series(title, abstract, reasons)
 
     observational = _observational(heads, both, reasons)
     if observational:
@@ -603,6 +654,11 @@ def _fallback(
     if report:
         reasons.append(f"title/abstract says '{report}'")
         return _case_report(both, reasons)
+    treated = _cue(_CUE_TREATED_GROUP, abstract)
+    if treated and not _cue(_CUE_CONTROLLED, both):
+        reasons.append(f"abstract says '{treated}' and names no comparison group: a "
+                       "treated group without control is a case series (CEBM level 4)")
+        return _assessment(CASE_SERIES, "4", reasons)
     if weak:
         reasons.append(f"only the weak publication type {_quote(weak)}: other observational")
         return _assessment(OBSERVATIONAL, "3", reasons)
@@ -614,11 +670,8 @@ def _fallback(
 # Flags
 # ---------------------------------------------------------------------------------------
 
-FLAG_CODES: tuple[str, ...] = (
-    "retracted", "retraction_notice", "expression_of_concern", "erratum", "not_english",
-    "preprint",
-)
-"""Every flag ``study_flags`` can raise, in the order it reports them."""
+FLAG_CODES: tuple[str, ...] = tuple(STUDY_FLAGS)
+"""Every flag ``study_flags`` can raise, in the order it reports them (the vocabulary's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,7 +693,8 @@ class Flag:
 _RETRACTED_REFTYPES = ("retractionin", "retractedandrepublishedin")
 _RETRACTION_NOTICE_REFTYPES = ("retractionof",)
 _CONCERN_REFTYPES = ("expressionofconcernin",)
-_ERRATUM_REFTYPES = ("erratumin", "correctedandrepublishedin")
+_ERRATUM_REFTYPES = ("erratumin",)
+_REPUBLISHED_REFTYPES = ("correctedandrepublishedin",)
 
 
 def study_flags(
@@ -649,8 +703,11 @@ def study_flags(
     comments_corrections: Sequence[tuple[str, str | None]] = (),
     languages: Sequence[str] = (),
     retracted: bool | None = None,
+    deleted: bool = False,
 ) -> tuple[Flag, ...]:
-    """Warnings a reviewer must see next to a study.
+    """Warnings a reviewer must see next to a study; the one implementation of flags.
+
+    What this returns is what is stored on the study and shown in the app and exports.
 
     Parameters
     ----------
@@ -658,13 +715,16 @@ def study_flags(
         PubMed PublicationType values.
     comments_corrections : sequence of (str, str or None)
         ``(RefType, PMID)`` pairs from CommentsCorrectionsList, e.g.
-        ``("RetractionIn", "12345")``; the PMID may be None.
+        ``("RetractionIn", "12345")``; the PMID may be None. RefTypes are compared
+        case-insensitively (PubMed writes "CorrectedandRepublishedIn").
     languages : sequence of str
         PubMed Language codes (``"eng"``, ``"ger"``); empty means unknown (no flag).
     retracted : bool or None
         Retraction status from another source (e.g. the database). True raises the flag
         even when the record shows nothing; False does not hide a retraction the record
         shows (the reason then notes the disagreement); None means not known.
+    deleted : bool
+        PubMed deleted the record (a ``DeleteCitation`` in an update file).
 
     Returns
     -------
@@ -683,20 +743,24 @@ def study_flags(
                 found.append(f"PMID {pmid}" if pmid else "a linked notice")
         return found
 
-    flags: list[Flag] = []
+    found: dict[str, str] = {}
     evidence: list[str] = []
     if "retracted publication" in pts:
         evidence.append("publication type 'Retracted Publication'")
-    notices = linked(_RETRACTED_REFTYPES)
+    notices = linked(_RETRACTED_REFTYPES[:1])
     if notices:
         evidence.append(f"retraction notice {', '.join(notices)} (RetractionIn)")
+    republished = linked(_RETRACTED_REFTYPES[1:])
+    if republished:
+        evidence.append(f"retracted and republished as {', '.join(republished)} "
+                        "(RetractedandRepublishedIn)")
     if retracted is True:
         evidence.append("marked retracted in the database")
     if evidence:
         reason = "retracted: " + "; ".join(evidence)
         if retracted is False:
             reason += " (the database says not retracted; the record wins)"
-        flags.append(Flag("retracted", reason))
+        found["retracted"] = reason
 
     evidence = []
     if "retraction of publication" in pts:
@@ -705,208 +769,52 @@ def study_flags(
     if retracts:
         evidence.append(f"retracts {', '.join(retracts)} (RetractionOf)")
     if evidence:
-        flags.append(Flag("retraction_notice", "a retraction notice, not a study: "
-                          + "; ".join(evidence)))
+        found["retraction_notice"] = "a retraction notice, not a study: " + "; ".join(evidence)
 
-    evidence = []
-    if "expression of concern" in pts:
-        evidence.append("this record is an expression of concern (publication type)")
+    # A record that *is* an expression of concern is a notice about another article (its
+    # design says so); the flag is for the study the concern is about.
     concerns = linked(_CONCERN_REFTYPES)
     if concerns:
-        evidence.append(f"expression of concern {', '.join(concerns)} (ExpressionOfConcernIn)")
-    if evidence:
-        flags.append(Flag("expression_of_concern", "; ".join(evidence)))
+        found["expression_of_concern"] = (f"expression of concern {', '.join(concerns)} "
+                                          "(ExpressionOfConcernIn)")
+
+    corrected = linked(_REPUBLISHED_REFTYPES)
+    if corrected:
+        found["corrected_and_republished"] = (
+            f"corrected and republished as {', '.join(corrected)} "
+            "(CorrectedandRepublishedIn): read the republished version")
 
     errata = linked(_ERRATUM_REFTYPES)
     if errata:
-        flags.append(Flag("erratum", f"corrected: erratum {', '.join(errata)} (ErratumIn); "
-                          "read the correction with the article"))
+        found["erratum"] = (f"corrected: erratum {', '.join(errata)} (ErratumIn); read the "
+                            "correction with the article")
+
+    if deleted:
+        found["deleted"] = "PubMed deleted this record (DeleteCitation)"
 
     langs = [lang.strip() for lang in languages if lang.strip()]
     if langs and "eng" not in {lang.casefold() for lang in langs}:
-        flags.append(Flag("not_english", f"published in {', '.join(langs)}, not English"))
+        found["not_english"] = f"published in {', '.join(langs)}, not English"
 
     if "preprint" in pts:
-        flags.append(Flag("preprint", "publication type 'Preprint': not peer reviewed"))
-    return tuple(flags)
+        found["preprint"] = "publication type 'Preprint': not peer reviewed"
+    return tuple(Flag(code, found[code]) for code in FLAG_CODES if code in found)
+
+
+def flag_codes(flags: Iterable[Flag] | Iterable[Mapping[str, str]]) -> list[str]:
+    """The codes of stored or computed flags, in `FLAG_CODES` order."""
+    codes = {f.code if isinstance(f, Flag) else str(f.get("code")) for f in flags}
+    return [c for c in FLAG_CODES if c in codes]
 
 
 # ---------------------------------------------------------------------------------------
-# Indirectness
+# Indirectness and fit
 # ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Concept:
-    """One entry of a lexicon: a condition, drug, route or population.
-
-    Attributes
-    ----------
-    key : str
-        Stable identifier.
-    label : str
-        Words shown to reviewers.
-    patterns : tuple of str
-        Regular expressions (case-insensitive unless they set ``(?-i:...)``) for the
-        concept in free text.
-    mesh : tuple of str
-        MeSH descriptor names that mean the concept.
-    parent : str or None
-        Key of the broader concept (treatment-resistant depression → depression).
-    """
-
-    key: str
-    label: str
-    patterns: tuple[str, ...]
-    mesh: tuple[str, ...] = ()
-    parent: str | None = None
-
-
-CONDITIONS: tuple[Concept, ...] = (
-    Concept("depression", "depression", (
-        r"(?<!respiratory )(?<!cns )(?<!respiratory-)\bdepress(?:ion|ive|ed)\b",
-        r"(?-i:\bMDD\b)", r"\bunipolar\b", r"\bantidepressant\b",
-    ), ("Depression", "Depressive Disorder", "Depressive Disorder, Major")),
-    Concept("treatment_resistant_depression", "treatment-resistant depression", (
-        r"\btreatment[- ](?:resistant|refractory)\s+(?:major\s+)?(?:depression|depressive)",
-        r"\b(?:resistant|refractory)\s+(?:major\s+)?depression\b", r"(?-i:\bTRD\b)",
-    ), ("Depressive Disorder, Treatment-Resistant",), "depression"),
-    Concept("bipolar_depression", "bipolar depression", (
-        r"\bbipolar(?:\s+(?:i{1,2}\s+)?(?:depression|disorder|depressive\s+episodes?))?\b",
-    ), ("Bipolar Disorder",), "depression"),
-    Concept("postpartum_depression", "postpartum depression", (
-        r"\b(?:postpartum|postnatal|perinatal|peripartum)\s+depression\b",
-    ), ("Depression, Postpartum",), "depression"),
-    Concept("suicidal_ideation", "suicidal ideation", (
-        r"\bsuicid(?:e|al|ality)\b",
-    ), ("Suicidal Ideation", "Suicide", "Suicide, Attempted")),
-    Concept("ptsd", "PTSD", (
-        r"\bpost-?\s?traumatic\s+stress\b", r"(?-i:\bPTSD\b)",
-    ), ("Stress Disorders, Post-Traumatic",)),
-    Concept("anxiety", "anxiety", (
-        r"\banxiety\b", r"\banxious\b", r"(?-i:\bGAD\b)", r"\bpanic\s+disorder\b",
-        r"\bsocial\s+phobia\b",
-    ), ("Anxiety", "Anxiety Disorders", "Panic Disorder", "Phobia, Social")),
-    Concept("ocd", "OCD", (
-        r"\bobsessive[- ]compulsive\b", r"(?-i:\bOCD\b)",
-    ), ("Obsessive-Compulsive Disorder",)),
-    Concept("pain", "pain", (
-        r"\bpain(?:ful)?\b",
-    ), ("Pain", "Back Pain", "Low Back Pain")),
-    Concept("chronic_pain", "chronic pain", (
-        r"\bchronic\s+(?:\w+\s+){0,2}pain\b", r"\bneuropathic\s+pain\b", r"\bfibromyalgia\b",
-        r"\bcomplex\s+regional\s+pain\s+syndromes?\b", r"(?-i:\bCRPS\b)",
-    ), ("Chronic Pain", "Neuralgia", "Fibromyalgia", "Complex Regional Pain Syndromes"),
-        "pain"),
-    Concept("acute_pain", "acute or postoperative pain", (
-        r"\b(?:acute|postoperative|post-operative|perioperative)\s+pain\b",
-    ), ("Acute Pain", "Pain, Postoperative"), "pain"),
-    Concept("migraine", "migraine or headache", (
-        r"\bmigraines?\b", r"\bheadaches?\b",
-    ), ("Migraine Disorders", "Headache", "Headache Disorders")),
-    Concept("eating_disorders", "eating disorders", (
-        r"\beating\s+disorders?\b", r"\banorexia\s+nervosa\b", r"\bbulimi(?:a|c)\b",
-        r"\bbinge[- ]eating\b",
-    ), ("Feeding and Eating Disorders", "Anorexia Nervosa", "Bulimia Nervosa",
-        "Binge-Eating Disorder", "Bulimia")),
-    Concept("substance_use_disorder", "substance use disorder", (
-        r"\bsubstance\s+(?:use\s+)?(?:disorders?|abuse|dependence)\b", r"\baddiction\b",
-        r"\bdrug\s+(?:abuse|dependence)\b", r"(?-i:\bSUDs?\b)",
-    ), ("Substance-Related Disorders",)),
-    Concept("alcohol_use_disorder", "alcohol use disorder", (
-        r"\balcohol\s+(?:use\s+disorders?|dependence|abuse|addiction)\b", r"\balcoholism\b",
-        r"(?-i:\bAUD\b)",
-    ), ("Alcoholism", "Alcohol-Related Disorders"), "substance_use_disorder"),
-    Concept("opioid_use_disorder", "opioid use disorder", (
-        r"\bopioid\s+(?:use\s+disorders?|dependence|addiction|withdrawal)\b", r"(?-i:\bOUD\b)",
-    ), ("Opioid-Related Disorders",), "substance_use_disorder"),
-    Concept("psychosis", "schizophrenia or psychosis", (
-        r"\bschizophreni(?:a|c)\b", r"\bpsychos[ie]s\b",
-    ), ("Schizophrenia", "Psychotic Disorders")),
-    Concept("anaesthesia", "anaesthesia or sedation (surgical / procedural use)", (
-        r"\bana?esthesia\b", r"\bprocedural\s+sedation\b",
-    ), ("Anesthesia", "Anesthesia, General", "Conscious Sedation", "Deep Sedation")),
-)
-"""Conditions a claim or study can name; ``parent`` makes subgroups (TRD ⊂ depression)."""
-
-DRUGS: tuple[Concept, ...] = (
-    Concept("ketamine", "ketamine", (
-        r"\bketamine\b", r"\bracemic\s+ketamine\b", r"\bketalar\b",
-    ), ("Ketamine",)),
-    Concept("esketamine", "esketamine", (
-        r"\besketamine\b", r"\bS-ketamine\b", r"\(S\)-ketamine\b", r"\bspravato\b",
-    )),
-    Concept("arketamine", "arketamine", (
-        r"\barketamine\b", r"\bR-ketamine\b", r"\(R\)-ketamine\b",
-    )),
-    Concept("ect", "electroconvulsive therapy", (
-        r"\belectroconvulsive\b", r"(?-i:\bECT\b)",
-    ), ("Electroconvulsive Therapy",)),
-    Concept("tms", "transcranial magnetic stimulation", (
-        r"\btranscranial\s+magnetic\s+stimulation\b", r"(?-i:\br?TMS\b)",
-    ), ("Transcranial Magnetic Stimulation",)),
-    Concept("psilocybin", "psilocybin", (r"\bpsilocybin\b",), ("Psilocybin",)),
-    Concept("mdma", "MDMA", (
-        r"(?-i:\bMDMA\b)", r"\bmethylenedioxymethamphetamine\b",
-    ), ("N-Methyl-3,4-methylenedioxyamphetamine",)),
-    Concept("nitrous_oxide", "nitrous oxide", (r"\bnitrous\s+oxide\b",), ("Nitrous Oxide",)),
-)
-"""Interventions: ketamine (racemic unless S- or R- is named) and its enantiomers kept
-apart, and common alternatives."""
-
-ROUTES: tuple[Concept, ...] = (
-    Concept("intravenous", "intravenous infusion", (
-        r"\bintravenous(?:ly)?\b", r"\binfus(?:ion|ions|ed)\b",
-        r"(?-i:\bI\.?V\.?)(?=\s*(?:\)|ketamine|infusions?|line|drip|therapy|treatment|bolus))",
-        r"\bi\.v\.",
-    ), ("Infusions, Intravenous", "Injections, Intravenous", "Administration, Intravenous")),
-    Concept("intranasal", "nasal spray", (
-        r"\bintranasal(?:ly)?\b", r"\bnasal(?:\s+spray)?\b", r"\bspravato\b",
-    ), ("Administration, Intranasal", "Nasal Sprays")),
-    Concept("oral", "oral", (
-        r"\boral(?:ly)?\s+(?:administered\s+)?(?:es|ar)?ketamine\b",
-        r"\b(?:es|ar)?ketamine\s+(?:was\s+)?(?:given|administered|taken)\s+orally\b",
-        r"\b(?:es|ar)?ketamine\s+(?:tablets?|capsules?)\b",
-        r"\boral\s+administration\s+of\s+(?:es|ar)?ketamine\b",
-    ), ("Administration, Oral",)),
-    Concept("intramuscular", "intramuscular injection", (
-        r"\bintramuscular(?:ly)?\b",
-        r"(?-i:\bI\.?M\.?)(?=\s*(?:\)|ketamine|injections?))", r"\bi\.m\.",
-    ), ("Injections, Intramuscular",)),
-    Concept("sublingual", "sublingual / buccal lozenge", (
-        r"\bsublingual(?:ly)?\b", r"\bbuccal\b", r"\blozenges?\b", r"\btroches?\b",
-        r"\borally\s+disintegrating\b",
-    ), ("Administration, Sublingual", "Administration, Buccal")),
-    Concept("subcutaneous", "subcutaneous injection", (
-        r"\bsubcutaneous(?:ly)?\b",
-    ), ("Injections, Subcutaneous",)),
-)
-"""Routes and dosage forms; a claim about IV infusions is not supported by a nasal spray."""
-
-POPULATIONS: tuple[Concept, ...] = (
-    Concept("children", "children", (
-        r"\bchild(?:ren)?\b", r"\bp(?:a)?ediatric\b", r"\bkids\b", r"\binfants?\b",
-    ), ("Child", "Child, Preschool", "Infant")),
-    Concept("adolescents", "adolescents", (
-        r"\badolescen(?:ts?|ce)\b", r"\bteen(?:s|agers?)?\b", r"\byouths?\b",
-    ), ("Adolescent",)),
-    Concept("adults", "adults", (
-        r"\badults?\b",
-    ), ("Adult", "Young Adult", "Middle Aged")),
-    Concept("older_adults", "older adults", (
-        r"\belderly\b", r"\bolder\s+(?:adults?|people|patients)\b", r"\bgeriatric\b",
-        r"\blate[- ]life\b",
-    ), ("Aged", "Aged, 80 and over")),
-)
-"""Age groups; compared only when the claim names one."""
 
 _HEALTHY = _rx(
     r"\bhealthy\s+(?:human\s+)?(?:volunteers?|subjects|participants|adults|men|women)\b"
 )
 _MESH_HEALTHY = "healthy volunteers"
-
-INDIRECTNESS_DIMENSIONS = ("condition", "intervention", "route", "population")
-"""The dimensions a `Mismatch` can name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -918,65 +826,83 @@ class Mismatch:
     dimension : str
         One of `INDIRECTNESS_DIMENSIONS`.
     claim_terms : tuple of str
-        What the claim names (lexicon labels).
+        What the claim names (vocabulary labels).
     study_terms : tuple of str
         What the study names instead (empty when it names nothing of that kind).
+    blocking : bool
+        The study answers a different question altogether (another condition, another
+        substance, or none named), so it does not fit the claim; a non-blocking mismatch
+        makes fitting evidence indirect.
     """
 
     dimension: str
     claim_terms: tuple[str, ...]
     study_terms: tuple[str, ...]
+    blocking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Indirectness:
-    """Whether a study answers a different question from the claim, and why.
+    """How a study's question differs from the claim's, and why.
 
     Attributes
     ----------
     indirect : bool
-        True when there is at least one mismatch.
+        True when the study fits the claim but differs from it (a non-blocking mismatch).
     mismatches : tuple of Mismatch
         In `INDIRECTNESS_DIMENSIONS` order.
     reasons : tuple of str
-        One or more lines per dimension, including the dimensions that were not assessed.
+        One or more lines per dimension, including the dimensions that were not compared.
     """
 
     indirect: bool
     mismatches: tuple[Mismatch, ...]
     reasons: tuple[str, ...]
 
+    @property
+    def on_topic(self) -> bool:
+        """True when no mismatch is blocking: the study shares the claim's condition and
+        intervention (or the claim names none of that kind)."""
+        return not any(m.blocking for m in self.mismatches)
 
-@lru_cache(maxsize=256)
-def _patterns(concept: Concept) -> tuple[re.Pattern[str], ...]:
-    return tuple(_rx(p) for p in concept.patterns)
 
+@dataclass(frozen=True, slots=True)
+class ClaimContext:
+    """What a claim's article is about, to read a claim that names no condition or drug.
 
-def _in_text(lexicon: Sequence[Concept], text: str) -> set[str]:
-    """Keys of the concepts named in ``text``.
-
-    A match inside a longer match of another concept does not count, so "bipolar
-    depression" names bipolar depression, not also depression, and "S-ketamine" names
-    esketamine, not also ketamine.
+    Attributes
+    ----------
+    conditions : frozenset of str
+        Every condition key the article names.
+    interventions : frozenset of str
+        The article's main interventions: those named at least half as often as the most
+        named one (a ketamine post that mentions SSRIs in passing is about ketamine).
     """
-    hits: list[tuple[int, int, str]] = []
-    for concept in lexicon:
-        for pattern in _patterns(concept):
-            hits.extend((m.start(), m.end(), concept.key) for m in pattern.finditer(text))
-    found: set[str] = set()
-    for start, end, key in hits:
-        inside = any(
-            other != key and s <= start and end <= e and (e - s) > (end - start)
-            for s, e, other in hits
-        )
-        if not inside:
-            found.add(key)
-    return found
+
+    conditions: frozenset[str] = frozenset()
+    interventions: frozenset[str] = frozenset()
 
 
-def _in_mesh(lexicon: Sequence[Concept], mesh: Sequence[str]) -> set[str]:
-    heads = {_mesh_name(m) for m in mesh}
-    return {c.key for c in lexicon if any(h.casefold() in heads for h in c.mesh)}
+def article_context(text: str) -> ClaimContext:
+    """The conditions and main interventions an article is about.
+
+    Parameters
+    ----------
+    text : str
+        The article's text.
+
+    Returns
+    -------
+    ClaimContext
+    """
+    counts = vocabulary.occurrences("intervention", text)
+    top = max(counts.values(), default=0)
+    main = frozenset(k for k, n in counts.items() if n * 2 >= top)
+    return ClaimContext(frozenset(vocabulary.find("condition", text)), main)
+
+
+def _labels(kind: str, keys: Iterable[str]) -> tuple[str, ...]:
+    return vocabulary.labels(kind, keys)
 
 
 def _study_terms(sources: Sequence[tuple[str, set[str]]]) -> tuple[set[str], str]:
@@ -987,21 +913,130 @@ def _study_terms(sources: Sequence[tuple[str, set[str]]]) -> tuple[set[str], str
     return set(), ""
 
 
-def _labels(lexicon: Sequence[Concept], keys: Iterable[str]) -> tuple[str, ...]:
-    wanted = set(keys)
-    return tuple(c.label for c in lexicon if c.key in wanted)
+def _compare_conditions(
+    claim_own: set[str], context: set[str], study: set[str], source: str,
+    study_populations: set[str], mismatches: list[Mismatch], reasons: list[str],
+) -> None:
+    kind = "condition"
+    claimed = claim_own or context
+    whose = "the claim" if claim_own else "the claim's article"
+    if not claimed:
+        reasons.append("condition: neither the claim nor its article names a condition, so "
+                       "it is not compared")
+        return
+    if not claim_own:
+        reasons.append(f"condition: the claim names no condition; its article is about "
+                       f"{_quote(_labels(kind, claimed))}")
+    if not study:
+        mismatches.append(Mismatch(kind, _labels(kind, claimed), (), blocking=True))
+        reasons.append(f"condition: {whose} is about {_quote(_labels(kind, claimed))}; the "
+                       "study's title, MeSH and abstract name no condition in the vocabulary")
+        return
+    covered: list[str] = []
+    broader: dict[str, set[str]] = {}
+    excluded: dict[str, set[str]] = {}
+    different: list[str] = []
+    for key in sorted(claimed):
+        subgroups = {s for s in study if key in vocabulary.ancestors(kind, s)}
+        wider = study & vocabulary.ancestors(kind, key)
+        concept = vocabulary.get(kind, key)
+        if key in study or subgroups:
+            covered.append(key)
+        elif wider and concept is not None and concept.separate:
+            excluded[key] = wider
+        elif wider:
+            broader[key] = wider
+        else:
+            different.append(key)
+    study_labels = _labels(kind, study)
+    for key, wider in excluded.items():
+        reasons.append(f"condition: {whose} is about {_quote(_labels(kind, [key]))}; the study "
+                       f"({source}) is about {_quote(_labels(kind, wider))}, whose studies "
+                       f"usually exclude {_quote(_labels(kind, [key]))}")
+    for key, wider in broader.items():
+        mismatches.append(Mismatch("population", _labels(kind, [key]), _labels(kind, wider)))
+        reasons.append(f"population: {whose} is about {_quote(_labels(kind, [key]))}; the "
+                       f"study ({source}) is about the broader {_quote(_labels(kind, wider))}")
+    matched = covered or list(broader)
+    if claim_own:
+        missing = different + list(excluded)
+        if missing:
+            mismatches.append(Mismatch(kind, _labels(kind, missing), study_labels,
+                                       blocking=not matched))
+            if different:
+                reasons.append(f"condition: the claim is about "
+                               f"{_quote(_labels(kind, different))}; the study ({source}) is "
+                               f"about {_quote(study_labels)}")
+    elif not matched:
+        mismatches.append(Mismatch(kind, _labels(kind, claimed), study_labels, blocking=True))
+        reasons.append(f"condition: the study ({source}) is about {_quote(study_labels)}, none "
+                       f"of the conditions the claim's article is about")
+    if covered:
+        reasons.append(f"condition: the study ({source}) covers {whose}'s "
+                       f"{_quote(_labels(kind, covered))}")
+    for key in covered + list(broader):
+        concept = vocabulary.get(kind, key)
+        contrary = study_populations & set(concept.contrary if concept else ())
+        if contrary:
+            mismatches.append(Mismatch("population", _labels(kind, [key]),
+                                       _labels("population", contrary)))
+            reasons.append(f"population: {whose} is about {_quote(_labels(kind, [key]))}; the "
+                           f"study is in {_quote(_labels('population', contrary))}")
 
 
-_PARENTS = {c.key: c.parent for c in CONDITIONS}
+def _compare_interventions(
+    claim_own: set[str], context: set[str], study: set[str], source: str,
+    mismatches: list[Mismatch], reasons: list[str],
+) -> None:
+    kind = "intervention"
+    # The claim's subject: what it names that its article is about; otherwise what it
+    # names; otherwise its article's main intervention.
+    subject = (claim_own & context) or claim_own or context
+    whose = "the claim" if claim_own else "the claim's article"
+    if not subject:
+        reasons.append("intervention: neither the claim nor its article names an "
+                       "intervention, so it is not compared")
+        return
+    if not study:
+        mismatches.append(Mismatch(kind, _labels(kind, subject), (), blocking=True))
+        reasons.append(f"intervention: {whose} is about {_quote(_labels(kind, subject))}; the "
+                       "study's title, abstract and MeSH name no intervention in the "
+                       "vocabulary")
+        return
+    if subject & study:
+        reasons.append(f"intervention: the study ({source}) is about {whose}'s "
+                       f"{_quote(_labels(kind, subject & study))}")
+        return
+    substances = {vocabulary.substance(k) for k in subject}
+    same_substance = {k for k in study if vocabulary.substance(k) in substances}
+    if same_substance:
+        mismatches.append(Mismatch(kind, _labels(kind, subject), _labels(kind, same_substance)))
+        reasons.append(f"intervention: {whose} is about {_quote(_labels(kind, subject))}; the "
+                       f"study ({source}) is about another form, "
+                       f"{_quote(_labels(kind, same_substance))}")
+        return
+    mismatches.append(Mismatch(kind, _labels(kind, subject), _labels(kind, study),
+                               blocking=True))
+    reasons.append(f"intervention: {whose} is about {_quote(_labels(kind, subject))}; the "
+                   f"study ({source}) is about {_quote(_labels(kind, study))}")
 
 
-def _ancestors(key: str) -> set[str]:
-    found: set[str] = set()
-    parent = _PARENTS.get(key)
-    while parent is not None and parent not in found:
-        found.add(parent)
-        parent = _PARENTS.get(parent)
-    return found
+def _compare_named(
+    dimension: str, kind: str, claimed: set[str], study: set[str], source: str,
+    mismatches: list[Mismatch], reasons: list[str], *, what: str,
+) -> None:
+    """Routes and age groups: compared only when both sides name some."""
+    if not claimed:
+        reasons.append(f"{dimension}: the claim names no {what}, so it is not compared")
+    elif not study:
+        reasons.append(f"{dimension}: the study names no {what}, so it is not compared")
+    elif claimed & study:
+        reasons.append(f"{dimension}: the study ({source}) has the claim's "
+                       f"{_quote(_labels(kind, claimed & study))}")
+    else:
+        mismatches.append(Mismatch(dimension, _labels(kind, claimed), _labels(kind, study)))
+        reasons.append(f"{dimension}: the claim is about {_quote(_labels(kind, claimed))}; "
+                       f"the study ({source}) is about {_quote(_labels(kind, study))}")
 
 
 def assess_indirectness(
@@ -1010,24 +1045,29 @@ def assess_indirectness(
     study_title: str,
     study_mesh: Sequence[str] = (),
     study_abstract: str = "",
+    context: ClaimContext | None = None,
 ) -> Indirectness:
     """Compare a claim's condition, intervention, route and population with a study's.
 
     Conditions: each condition the claim names must be one the study names, or a subgroup
     of it (a treatment-resistant-depression trial bears on a depression claim). A study
     only of the broader condition (depression, for a treatment-resistant-depression
-    claim) is a population mismatch; a different condition, or none at all, is a
-    condition mismatch. A claim that names no condition is not compared on condition, and
-    the reasons say so. Interventions: the claim's and the study's drugs or procedures
-    must share one (ketamine, esketamine and arketamine are different interventions); a
-    study naming none is a mismatch. Routes and age groups: flagged only when both sides
-    name some and none are shared; a study silent on them is not flagged. Studies only in
-    animals, or only in healthy volunteers, are population mismatches.
+    claim) is a population mismatch, except for conditions whose vocabulary entry is
+    ``separate`` (unipolar depression trials exclude bipolar patients, so they do not fit a
+    bipolar-depression claim). A study in a population the condition's entry names as
+    ``contrary`` (drug-naive patients, for treatment resistance) is a population
+    mismatch. A claim that names no condition is read with its article's conditions
+    (``context``): the study must be about one of them. Interventions: the claim's subject
+    (what it names that its article is about, else what it names, else its article's main
+    intervention) must be the study's; another form of the same substance (esketamine for
+    racemic ketamine) is an intervention mismatch, another substance or none means the study
+    does not fit. Routes and age groups are compared only when both sides name some.
+    Studies only in animals, or only in healthy volunteers, are population mismatches.
 
     The study's terms come from the title and MeSH; the abstract is read only when those
-    name nothing of a kind (abstracts mention comparators and comorbidities). Drugs come
-    from the title, then the abstract, then MeSH, because the MeSH heading "Ketamine" is
-    also used for esketamine.
+    name nothing of a kind (abstracts mention comparators and comorbidities).
+    Interventions come from the title, then the abstract, then MeSH, because the MeSH
+    heading "Ketamine" is also used for esketamine.
 
     Parameters
     ----------
@@ -1039,102 +1079,42 @@ def assess_indirectness(
         The study's MeSH descriptor names.
     study_abstract : str
         The study's abstract.
+    context : ClaimContext, optional
+        The claim's article's conditions and main interventions (`article_context`).
 
     Returns
     -------
     Indirectness
-        The mismatches and one reason line per dimension.
+        The mismatches (blocking ones mean the study does not fit) and the reasons.
     """
     claim = _clean(claim_text)
     title = _clean(study_title)
     abstract = _clean(study_abstract)
+    ctx = context or ClaimContext()
     mismatches: list[Mismatch] = []
     reasons: list[str] = []
 
-    # Conditions.
-    claim_conditions = _in_text(CONDITIONS, claim)
-    title_mesh = _in_text(CONDITIONS, title) | _in_mesh(CONDITIONS, study_mesh)
-    study_conditions, source = _study_terms(
-        [("title/MeSH", title_mesh), ("abstract", _in_text(CONDITIONS, abstract))]
-    )
-    study_labels = _labels(CONDITIONS, study_conditions)
-    if not claim_conditions:
-        reasons.append("condition: the claim names no condition, so it is not compared")
-    elif not study_conditions:
-        claimed = _labels(CONDITIONS, claim_conditions)
-        mismatches.append(Mismatch("condition", claimed, ()))
-        reasons.append(f"condition: the claim is about {_quote(claimed)}; the study's title, "
-                       "MeSH and abstract name no condition in the lexicon")
-    else:
-        different: list[str] = []
-        broader: list[str] = []
-        broader_found: set[str] = set()
-        for key in sorted(claim_conditions):
-            subgroups = {s for s in study_conditions if key in _ancestors(s)}
-            if key in study_conditions or subgroups:
-                continue
-            wider = study_conditions & _ancestors(key)
-            if wider:
-                broader.append(key)
-                broader_found |= wider
-            else:
-                different.append(key)
-        if different:
-            mismatches.append(Mismatch("condition", _labels(CONDITIONS, different),
-                                       study_labels))
-            reasons.append(f"condition: the claim is about {_quote(_labels(CONDITIONS, different))}"
-                           f"; the study ({source}) is about {_quote(study_labels)}")
-        if broader:
-            mismatches.append(Mismatch("population", _labels(CONDITIONS, broader),
-                                       _labels(CONDITIONS, broader_found)))
-            reasons.append(f"population: the claim is about {_quote(_labels(CONDITIONS, broader))}"
-                           f"; the study ({source}) is about the broader "
-                           f"{_quote(_labels(CONDITIONS, broader_found))}")
-        if not different and not broader:
-            reasons.append(f"condition: the study ({source}) covers the claim's "
-                           f"{_quote(_labels(CONDITIONS, claim_conditions))}")
+    def terms(kind: str, *, mesh_first: bool = True) -> tuple[set[str], str]:
+        in_title = vocabulary.find(kind, title)
+        in_mesh = vocabulary.find_mesh(kind, study_mesh)
+        in_abstract = vocabulary.find(kind, abstract)
+        if mesh_first:
+            return _study_terms([("title/MeSH", in_title | in_mesh), ("abstract", in_abstract)])
+        return _study_terms([("title", in_title), ("abstract", in_abstract),
+                             ("MeSH", in_mesh)])
 
-    # Interventions.
-    claim_drugs = _in_text(DRUGS, claim)
-    study_drugs, source = _study_terms([
-        ("title", _in_text(DRUGS, title)), ("abstract", _in_text(DRUGS, abstract)),
-        ("MeSH", _in_mesh(DRUGS, study_mesh)),
-    ])
-    if not claim_drugs:
-        reasons.append("intervention: the claim names no drug or procedure, so it is not "
-                       "compared")
-    elif not study_drugs:
-        mismatches.append(Mismatch("intervention", _labels(DRUGS, claim_drugs), ()))
-        reasons.append(f"intervention: the claim is about {_quote(_labels(DRUGS, claim_drugs))}"
-                       "; the study's title, abstract and MeSH name no drug or procedure in "
-                       "the lexicon")
-    elif claim_drugs & study_drugs:
-        reasons.append(f"intervention: the study ({source}) is about the claim's "
-                       f"{_quote(_labels(DRUGS, claim_drugs & study_drugs))}")
-    else:
-        mismatches.append(Mismatch("intervention", _labels(DRUGS, claim_drugs),
-                                   _labels(DRUGS, study_drugs)))
-        reasons.append(f"intervention: the claim is about {_quote(_labels(DRUGS, claim_drugs))}"
-                       f"; the study ({source}) is about {_quote(_labels(DRUGS, study_drugs))}")
-
-    # Routes.
-    claim_routes = _in_text(ROUTES, claim)
-    study_routes, source = _study_terms([
-        ("title/MeSH", _in_text(ROUTES, title) | _in_mesh(ROUTES, study_mesh)),
-        ("abstract", _in_text(ROUTES, abstract)),
-    ])
-    if not claim_routes:
-        reasons.append("route: the claim names no route or form, so it is not compared")
-    elif not study_routes:
-        reasons.append("route: the study names no route or form, so it is not compared")
-    elif claim_routes & study_routes:
-        reasons.append(f"route: the study ({source}) uses the claim's "
-                       f"{_quote(_labels(ROUTES, claim_routes & study_routes))}")
-    else:
-        mismatches.append(Mismatch("route", _labels(ROUTES, claim_routes),
-                                   _labels(ROUTES, study_routes)))
-        reasons.append(f"route: the claim is about {_quote(_labels(ROUTES, claim_routes))}; "
-                       f"the study ({source}) uses {_quote(_labels(ROUTES, study_routes))}")
+    study_conditions, source = terms("condition")
+    study_populations = (vocabulary.find("population", title)
+                         | vocabulary.find("population", abstract)
+                         | vocabulary.find_mesh("population", study_mesh))
+    _compare_conditions(vocabulary.find("condition", claim), set(ctx.conditions),
+                        study_conditions, source, study_populations, mismatches, reasons)
+    study_drugs, source = terms("intervention", mesh_first=False)
+    _compare_interventions(vocabulary.find("intervention", claim), set(ctx.interventions),
+                           study_drugs, source, mismatches, reasons)
+    study_routes, source = terms("route")
+    _compare_named("route", "route", vocabulary.find("route", claim), study_routes, source,
+                   mismatches, reasons, what="route or form")
 
     # Population: species, healthy volunteers, age groups.
     heads = {_mesh_name(m) for m in study_mesh}
@@ -1149,56 +1129,66 @@ def assess_indirectness(
     healthy_cue = _cue(_HEALTHY, title)
     healthy = f"title says '{healthy_cue}'" if healthy_cue else (
         "MeSH 'Healthy Volunteers'" if _MESH_HEALTHY in heads else None)
+    claim_conditions = vocabulary.find("condition", claim) or set(ctx.conditions)
     if healthy and claim_conditions and not study_conditions:
-        mismatches.append(Mismatch("population", _labels(CONDITIONS, claim_conditions),
+        mismatches.append(Mismatch("population", _labels("condition", claim_conditions),
                                    ("healthy volunteers",)))
         reasons.append(f"population: the study is in healthy volunteers ({healthy}); the "
-                       f"claim is about {_quote(_labels(CONDITIONS, claim_conditions))}")
-    claim_ages = _in_text(POPULATIONS, claim)
-    study_ages, source = _study_terms([
-        ("title/MeSH", _in_text(POPULATIONS, title) | _in_mesh(POPULATIONS, study_mesh)),
-        ("abstract", _in_text(POPULATIONS, abstract)),
-    ])
-    if not claim_ages:
-        reasons.append("population: the claim names no age group, so ages are not compared")
-    elif not study_ages:
-        reasons.append("population: the study names no age group, so ages are not compared")
-    elif claim_ages & study_ages:
-        reasons.append(f"population: the study ({source}) includes the claim's "
-                       f"{_quote(_labels(POPULATIONS, claim_ages & study_ages))}")
-    else:
-        mismatches.append(Mismatch("population", _labels(POPULATIONS, claim_ages),
-                                   _labels(POPULATIONS, study_ages)))
-        reasons.append(f"population: the claim is about "
-                       f"{_quote(_labels(POPULATIONS, claim_ages))}; the study ({source}) "
-                       f"is in {_quote(_labels(POPULATIONS, study_ages))}")
+                       f"claim is about {_quote(_labels('condition', claim_conditions))}")
+    contrary = {k for c in vocabulary.concepts("condition") for k in c.contrary}
+    ages, source = terms("population")
+    _compare_named("population", "population", vocabulary.find("population", claim) - contrary,
+                   ages - contrary, source, mismatches, reasons, what="age group")
 
-    order = {d: i for i, d in enumerate(INDIRECTNESS_DIMENSIONS)}
-    mismatches.sort(key=lambda m: order[m.dimension])
-    return Indirectness(bool(mismatches), tuple(mismatches), tuple(reasons))
+    ranks = {d: i for i, d in enumerate(INDIRECTNESS_DIMENSIONS)}
+    mismatches.sort(key=lambda m: (ranks[m.dimension], not m.blocking))
+    on_topic = not any(m.blocking for m in mismatches)
+    return Indirectness(on_topic and bool(mismatches), tuple(mismatches), tuple(reasons))
+
+
+def regulatory_statement(claim_text: str) -> str | None:
+    """What makes a claim a regulatory statement (approval, scheduling, label), or None.
+
+    No clinical study can substantiate such a statement: it needs the drug label or the
+    agency's decision, which a reviewer attaches as a non-PubMed source.
+
+    Parameters
+    ----------
+    claim_text : str
+        The claim as written.
+
+    Returns
+    -------
+    str or None
+        A reason naming the kind of statement and the words that show it.
+    """
+    for name, pattern in vocabulary.REGULATORY_PATTERNS:
+        match = pattern.search(claim_text)
+        if match:
+            return f"a regulatory statement ({name}: '{match.group(0)}')"
+    return None
+
+
+def named_concepts(text: str) -> dict[str, tuple[str, ...]]:
+    """The conditions, interventions, routes and populations a text names, by label.
+
+    See `evidence.vocabulary.named_concepts`.
+    """
+    return vocabulary.named_concepts(text)
 
 
 # ---------------------------------------------------------------------------------------
 # GRADE certainty suggestion
 # ---------------------------------------------------------------------------------------
 
-GRADE_LEVELS: tuple[str, ...] = ("very_low", "low", "moderate", "high")
-"""GRADE certainty levels, weakest first: ``GRADE_LEVELS.index(a) < GRADE_LEVELS.index(b)``
-means ``a`` is less certain than ``b``."""
-
-GRADE_DOMAINS: tuple[str, ...] = (
-    "risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias",
-)
-"""The five GRADE domains a certainty can be rated down on."""
-
-STANCES: tuple[str, ...] = ("supports", "partially_supports", "contradicts",
-                            "does_not_address")
-"""A reviewer's reading of what a study says about a claim (None: not yet assessed)."""
+GRADE_LEVELS: tuple[str, ...] = CERTAINTY
+"""GRADE certainty levels, strongest first (the vocabulary's `CERTAINTY`)."""
 
 _SUPPORTING = ("supports", "partially_supports")
 _RANDOMISED_START = (RCT,)
 _SYNTHESES = (META_ANALYSIS, SYSTEMATIC_REVIEW)
-_NON_RANDOMISED = (NON_RANDOMISED_TRIAL, COHORT, CASE_CONTROL, OBSERVATIONAL)
+_CONTROLLED = (NON_RANDOMISED_TRIAL, COHORT, CASE_CONTROL, OBSERVATIONAL)
+_UNCONTROLLED = (CASE_SERIES, CASE_REPORT)
 _NON_HUMAN = (ANIMAL, IN_VITRO)
 
 
@@ -1214,18 +1204,24 @@ class LinkEvidence:
         The design's rank (from `classify_design`); tells a systematic review of
         randomised trials (rank >= `RANK_RANDOMISED_SYNTHESIS`) from others.
     relevant : bool
-        The reviewer (or matcher) judged the study relevant to the claim.
+        The study fits the claim (shares its condition and intervention) or, once
+        assessed, the reviewer did not rate its relevance "none".
     stance : str or None
         One of `STANCES`, or None when not yet assessed.
     indirect : bool
-        The study answers a different question (see `assess_indirectness`).
+        The study answers a somewhat different question (see `assess_indirectness`).
     retracted : bool
         The study is retracted.
     flags : sequence of str
         `FLAG_CODES` raised for the study ("retracted" also excludes it;
-        "expression_of_concern" counts towards risk of bias).
+        "expression_of_concern" is a risk of bias).
     label : str
         How reasons name the study, e.g. ``"PMID 12345"``; optional.
+    relevance : str or None
+        The reviewer's relevance (`RELEVANCE`); "low" counts as indirect, "none" as not
+        relevant. None when not assessed.
+    indirect_dimensions : sequence of str
+        The `INDIRECTNESS_DIMENSIONS` the study differs on, for the reasons.
     """
 
     design: str
@@ -1236,6 +1232,8 @@ class LinkEvidence:
     retracted: bool
     flags: Sequence[str] = ()
     label: str = ""
+    relevance: str | None = None
+    indirect_dimensions: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1252,12 +1250,16 @@ class CertaintySuggestion:
         ``(domain, reason)`` pairs, domain one of `GRADE_DOMAINS`; one level each.
     reasons : tuple of str
         Every step, including what was excluded and what was left to the reviewer.
+    basis : str
+        ``"assessments"`` when reviewers' stances were used, ``"metadata"`` when the
+        suggestion rests on the linked records alone (nothing assessed yet).
     """
 
     level: str
     start_level: str
     downgrades: tuple[tuple[str, str], ...]
     reasons: tuple[str, ...]
+    basis: str = "metadata"
 
 
 def _start(item: LinkEvidence) -> tuple[str, str]:
@@ -1268,13 +1270,20 @@ def _start(item: LinkEvidence) -> tuple[str, str]:
         if item.rank >= RANK_RANDOMISED_SYNTHESIS:
             return "high", "systematic review / meta-analysis of randomised trials"
         return "low", "systematic review / meta-analysis of non-randomised or unstated designs"
-    if item.design in _NON_RANDOMISED:
+    if item.design in _CONTROLLED:
         return "low", f"non-randomised study ({item.design.replace('_', ' ')})"
+    if item.design in _UNCONTROLLED:
+        return "low", f"uncontrolled study ({item.design.replace('_', ' ')})"
     if item.design in _NON_HUMAN:
         return "very_low", "animal or in-vitro research"
     if item.design == UNKNOWN:
         return "very_low", "design unknown"
-    return "very_low", f"{item.design.replace('_', ' ')} (case report/series or expert opinion)"
+    return "very_low", f"{item.design.replace('_', ' ')} (expert opinion)"
+
+
+def _strength(level: str) -> int:
+    """Higher is more certain."""
+    return len(GRADE_LEVELS) - GRADE_LEVELS.index(level)
 
 
 def _names(items: Sequence[LinkEvidence]) -> str:
@@ -1291,21 +1300,43 @@ def _direction(stance: str | None) -> str | None:
 
 
 def _lower(level: str, steps: int) -> str:
-    return GRADE_LEVELS[max(0, GRADE_LEVELS.index(level) - steps)]
+    return GRADE_LEVELS[min(len(GRADE_LEVELS) - 1, GRADE_LEVELS.index(level) + steps)]
+
+
+def _is_indirect(item: LinkEvidence) -> bool:
+    return item.indirect or item.relevance == "low"
+
+
+def _indirect_why(item: LinkEvidence) -> str:
+    parts = list(item.indirect_dimensions) if item.indirect else []
+    if item.relevance == "low":
+        parts.append("relevance rated low")
+    what = ", ".join(dict.fromkeys(parts)) or "indirect"
+    return f"{item.label or 'a study'}: {what}"
 
 
 def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
     """Suggest a GRADE certainty for a claim from its linked evidence.
 
-    Relevant studies that are not retracted and whose stance is not "does_not_address"
-    form the body of evidence (retracted ones are excluded and named). The best of them
-    set the starting level: high for randomised trials and systematic reviews /
-    meta-analyses of randomised trials, low for non-randomised studies, very low for case
-    series, case reports, expert opinion, animal and in-vitro work or an unknown design.
-    Then one level down for each of: indirectness (every best study is indirect),
-    inconsistency (the body both supports and contradicts the claim), risk of bias (every
-    best study has an expression of concern). Imprecision and publication bias are left
-    to the reviewer. The level never goes below very low.
+    When any link has been assessed (has a stance) the suggestion rests on the assessed
+    links only, with their stances and relevance; otherwise it rests on the records alone
+    and says so (``basis="metadata"``). Retracted studies never count; studies judged not
+    relevant or "does not address" are excluded; every exclusion is named.
+
+    The best of the remaining studies set the starting level: high for randomised trials
+    and systematic reviews / meta-analyses of randomised trials; low for non-randomised
+    and uncontrolled studies; very low for expert opinion, animal and in-vitro work or an
+    unknown design. Then one level down for each of:
+
+    * risk of bias: a best study has an expression of concern; or the best evidence is
+      uncontrolled (case series, case reports, single-arm studies);
+    * inconsistency: studies at the best starting level both support and contradict the
+      claim (a weaker study disagreeing is noted, not rated down);
+    * indirectness: every best study is indirect (another population, form, route; or
+      relevance rated low).
+
+    Evidence that is only uncontrolled is capped at low. Imprecision and publication bias
+    are left to the reviewer. The level never goes below very low.
 
     Parameters
     ----------
@@ -1315,49 +1346,67 @@ def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
     Returns
     -------
     CertaintySuggestion
-        The suggested level, the starting level, the downgrades and the reasons.
+        The suggested level, the starting level, the downgrades, the reasons and basis.
 
     Raises
     ------
     ValueError
-        If a link has a design outside `DESIGNS` or a stance outside `STANCES`.
+        If a link has a design outside `DESIGNS`, a stance outside `STANCES` or a
+        relevance outside `RELEVANCE`.
     """
     for item in evidence:
         if item.design not in DESIGNS:
             raise ValueError(f"unknown design {item.design!r}; expected one of {DESIGNS}")
         if item.stance is not None and item.stance not in STANCES:
             raise ValueError(f"unknown stance {item.stance!r}; expected one of {STANCES}")
+        if item.relevance is not None and item.relevance not in vocabulary.RELEVANCE:
+            raise ValueError(f"unknown relevance {item.relevance!r}; expected one of "
+                             f"{vocabulary.RELEVANCE}")
 
+    assessed = [i for i in evidence if i.stance is not None]
+    basis = "assessments" if assessed else "metadata"
     reasons: list[str] = []
+    if assessed:
+        reasons.append(f"from reviewers' assessments of {_names(assessed)}")
+        unassessed = len(evidence) - len(assessed)
+        if unassessed:
+            reasons.append(f"{unassessed} linked stud{'y' if unassessed == 1 else 'ies'} not "
+                           "assessed yet, not considered")
+        pool = assessed
+    else:
+        reasons.append("metadata-only suggestion: no reviewer has assessed the linked "
+                       "studies yet (design and fit only, no stance)")
+        pool = list(evidence)
+
     irrelevant: list[LinkEvidence] = []
     retracted: list[LinkEvidence] = []
     silent: list[LinkEvidence] = []
     body: list[LinkEvidence] = []
-    for item in evidence:
-        if not item.relevant:
-            irrelevant.append(item)
-        elif item.retracted or "retracted" in item.flags:
+    for item in pool:
+        if item.retracted or "retracted" in item.flags:
             retracted.append(item)
+        elif not item.relevant or item.relevance == "none":
+            irrelevant.append(item)
         elif item.stance == "does_not_address":
             silent.append(item)
         else:
             body.append(item)
-    if irrelevant:
-        reasons.append(f"{_names(irrelevant)} not relevant, not considered")
     if retracted:
-        reasons.append(f"excluded {_names(retracted)}: retracted")
+        reasons.append(f"excluded {_names(retracted)}: retracted, never counts as evidence")
+    if irrelevant:
+        reasons.append(f"excluded {_names(irrelevant)}: not relevant (does not fit the "
+                       "claim, or relevance rated none)")
     if silent:
         reasons.append(f"excluded {_names(silent)}: judged not to address the claim")
 
     if not body:
-        if retracted:
-            reasons.append("no relevant evidence linked apart from retracted studies")
-        else:
-            reasons.append("no relevant evidence linked")
-        return CertaintySuggestion("very_low", "very_low", (), tuple(reasons))
+        reasons.append("no relevant evidence" + (" apart from retracted studies"
+                                                 if retracted else ""))
+        reasons.append("suggested certainty: very_low")
+        return CertaintySuggestion("very_low", "very_low", (), tuple(reasons), basis)
 
     starts = [(_start(i), i) for i in body]
-    start_level = max((s[0] for s, _ in starts), key=GRADE_LEVELS.index)
+    start_level = max((s[0] for s, _ in starts), key=_strength)
     best = [i for (level, _), i in starts if level == start_level]
     why = sorted({w for (level, w), _ in starts if level == start_level})
     reasons.append(f"starts {start_level}: best evidence is {_names(best)}: {'; '.join(why)}")
@@ -1368,42 +1417,56 @@ def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
     if all(i.design in _NON_HUMAN for i in body):
         reasons.append("only animal or in-vitro evidence: it does not show the effect in "
                        "people")
-    unassessed = [i for i in body if i.stance is None]
-    if unassessed:
-        reasons.append(f"stance not yet assessed for {_names(unassessed)}")
 
     downgrades: list[tuple[str, str]] = []
     concern = [i for i in best if "expression_of_concern" in i.flags]
-    if concern and len(concern) == len(best):
-        downgrades.append(("risk_of_bias", f"every best study has an expression of concern: "
-                                           f"{_names(concern)}"))
-    # Inconsistency is judged within the body that sets the level: a case report
+    uncontrolled = [i for i in best if i.design in _UNCONTROLLED]
+    bias: list[str] = []
+    if concern:
+        bias.append(f"expression of concern on {_names(concern)}")
+    if uncontrolled and len(uncontrolled) == len(best):
+        bias.append(f"no control group: {_names(uncontrolled)}")
+    if bias:
+        downgrades.append(("risk_of_bias", "; ".join(bias)))
+    # Inconsistency is judged among the studies that set the level: a case report
     # disagreeing with randomised trials is noted, not rated down.
     supporting = [i for i in best if i.stance in _SUPPORTING]
     contradicting = [i for i in best if i.stance == "contradicts"]
     if supporting and contradicting:
         downgrades.append(("inconsistency", f"{_names(supporting)} support the claim and "
-                                            f"{_names(contradicting)} contradict it"))
+                                            f"{_names(contradicting)} contradict it, at the "
+                                            "same starting level"))
     best_directions = {_direction(i.stance) for i in best} - {None}
     weaker_directions = {_direction(i.stance) for i in body if i not in best} - {None}
     if best_directions and weaker_directions - best_directions:
         reasons.append("weaker studies disagree with the best evidence (noted, not rated "
                        "down)")
-    if all(i.indirect for i in best):
-        downgrades.append(("indirectness", f"every best study is indirect: {_names(best)}"))
+    if all(_is_indirect(i) for i in best):
+        downgrades.append(("indirectness", "every best study is indirect: "
+                           + "; ".join(_indirect_why(i) for i in best)))
 
     level = _lower(start_level, len(downgrades))
     for domain, reason in downgrades:
         reasons.append(f"rated down one level for {domain.replace('_', ' ')}: {reason}")
-    if GRADE_LEVELS.index(start_level) < len(downgrades):
+    if GRADE_LEVELS.index(start_level) + len(downgrades) >= len(GRADE_LEVELS):
         reasons.append("already at very low: further downgrades cannot lower it")
+    if all(i.design in _UNCONTROLLED + _NON_HUMAN or i.design == UNKNOWN
+           or _start(i)[0] == "very_low" for i in body):
+        capped = level if _strength(level) <= _strength("low") else "low"
+        if capped != level:
+            reasons.append("only uncontrolled evidence: at most low")
+        level = capped
+    partial = [i for i in best if i.stance == "partially_supports"]
+    if partial and len(partial) == len(supporting) and not contradicting:
+        reasons.append(f"the best evidence only partly supports the claim ({_names(partial)}):"
+                       " consider the verdict 'partially substantiated'")
     reasons.append("imprecision and publication bias not assessed automatically (need effect "
                    "sizes and sample sizes): the reviewer judges them")
-    if all(i.stance == "contradicts" for i in best):
+    if contradicting and not supporting:
         reasons.append("the best evidence contradicts the claim: certainty is about the "
                        "evidence, not support for the claim")
     reasons.append(f"suggested certainty: {level}")
-    return CertaintySuggestion(level, start_level, tuple(downgrades), tuple(reasons))
+    return CertaintySuggestion(level, start_level, tuple(downgrades), tuple(reasons), basis)
 
 
 def certainty_departs(suggested: str, chosen: str) -> bool:
@@ -1428,22 +1491,3 @@ def certainty_departs(suggested: str, chosen: str) -> bool:
         if value not in GRADE_LEVELS:
             raise ValueError(f"unknown certainty {value!r}; expected one of {GRADE_LEVELS}")
     return suggested != chosen
-
-
-def named_concepts(text: str) -> dict[str, tuple[str, ...]]:
-    """The conditions, drugs, routes and populations a text names, by lexicon label.
-
-    Parameters
-    ----------
-    text : str
-        Free text (a claim, an article, a title).
-
-    Returns
-    -------
-    dict
-        ``{"condition": labels, "drug": labels, "route": labels, "population": labels}``,
-        each in lexicon order.
-    """
-    lexicons = {"condition": CONDITIONS, "drug": DRUGS, "route": ROUTES,
-                "population": POPULATIONS}
-    return {name: _labels(lex, _in_text(lex, text)) for name, lex in lexicons.items()}

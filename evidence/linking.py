@@ -11,26 +11,41 @@ One link per (claim, study): the first origin in ``cited > manual > pubmed > loc
 link's origin and the others are listed in ``also_found_by``. Re-running is idempotent;
 manual links and links a reviewer has assessed are never removed.
 
-Citation fit: a cited study *fits* a claim when the claim's key terms meet the study and
-the study is not about a different condition. Claims with no fitting citation in their own
-article, and cited studies that fit no claim of their article, are flagged.
+Fit: a study *fits* a claim when it shares the claim's condition and intervention (a claim
+naming neither is read with its article's; see ``grading.assess_indirectness``) and at
+least ``MIN_MATCHED_TERMS`` specific claim words meet its title or abstract. Regulatory
+statements (approvals, scheduling, label warnings) are fitted by no clinical study: they
+are flagged ``needs_regulatory_source``. Links that do not fit are kept, ranked below the
+fitting ones, and shown only as weaker matches: they count towards no flag, no summary
+figure and no certainty. A claim's flags are about that claim; a cited study that fits no
+claim of its article is flagged on the citation (``addresses_no_claim``) and counted on the
+article, not on each claim.
+
+Certainty: each claim's suggested GRADE certainty is computed from its fitting links by
+``claim_certainty`` — from the records alone until a reviewer assesses a link, then from
+the assessed links with their stances and relevance (``review.save_assessment`` refreshes
+it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from evidence import audit
+from evidence import audit, vocabulary
 from evidence.db import session_scope
 from evidence.grading import (
+    CertaintySuggestion,
+    ClaimContext,
     LinkEvidence,
+    article_context,
     assess_indirectness,
-    named_concepts,
+    flag_codes,
+    regulatory_statement,
     suggest_certainty,
 )
 from evidence.match import Document, Ranker, build_pubmed_query, explain, tokenize
@@ -40,6 +55,7 @@ from evidence.models import (
     CanonicalClaim,
     Citation,
     Claim,
+    ClaimSource,
     EvidenceLink,
     Study,
     utcnow,
@@ -50,19 +66,17 @@ LOCAL_K = 5          # local candidates kept per claim
 MIN_MATCHED_TERMS = 2  # distinct matching words for a study to "address" a claim
 DISCOVER_K = 5       # PubMed results fetched per canonical claim
 
-CLAIM_FLAGS = {
-    "no_fitting_citation": "none of the studies its article cites addresses this claim",
-    "cited_not_addressing": "its article cites a study that addresses none of its claims",
-    "retracted_evidence": "a linked study is retracted",
-    "indirect_evidence": "the best linked evidence is about a different condition, drug or "
-                         "route",
-    "no_evidence": "no study in the database bears on this claim",
-}
+CLAIM_FLAGS = vocabulary.CLAIM_FLAGS
+# Categories whose claims assert an effect a study can test even when they also mention a
+# regulator ("the FDA-approved spray works within hours").
+_CLINICAL_CATEGORIES = frozenset({"efficacy", "onset", "safety", "comparison", "statistic",
+                                  "mechanism"})
 
 
 @dataclass
 class ArticleFit:
-    """Per article: claims with fitting cited evidence, only discovered evidence, none."""
+    """Per article: claims with fitting cited evidence, only fitting discovered evidence,
+    no fitting evidence; regulatory claims; and the cited studies that fit no claim."""
 
     article_id: int
     source: str
@@ -70,6 +84,7 @@ class ArticleFit:
     with_fitting_citation: int = 0
     only_discovered: int = 0
     no_evidence: int = 0
+    needs_regulatory_source: int = 0
     cited_studies: int = 0
     cited_not_addressing: list[str] = field(default_factory=list)
 
@@ -108,43 +123,28 @@ def study_document(study: Study) -> Document:
 
 
 # Words every health text shares: matching on them alone says nothing about fit.
-GENERIC_WORDS = (
-    "treatment treatments treat therapy therapies patient patients effective effectiveness "
-    "effect effects report reports reported case cases study studies symptom symptoms "
-    "clinical result results people use used help improve improvement outcome outcomes "
-    "option options medical medication medications care health condition conditions "
-    "disorder disorders evidence new provide provides"
-)
-_GENERIC = frozenset(tokenize(GENERIC_WORDS))
+_GENERIC = frozenset(tokenize(" ".join(sorted(vocabulary.GENERIC_WORDS))))
 
 
-def claim_context(article_text: str) -> dict[str, tuple[str, ...]]:
-    """What an article is about (conditions, drugs), to read its claims in context."""
-    return named_concepts(article_text)
+def regulatory_only(claim_text: str, category: str | None) -> str | None:
+    """Why no clinical study can fit this claim (a regulatory statement), or None.
 
-
-def contextual_claim(claim_text: str, context: dict[str, tuple[str, ...]] | None) -> str:
-    """The claim, plus its article's drugs when the claim names none.
-
-    "It relieves symptoms within hours" in a ketamine article is a claim about ketamine;
-    judging intervention and route needs that. Conditions are not added here: a claim that
-    names no condition is not judged indirect on condition (see ``addresses``).
+    A claim whose statement is regulatory (an approval, off-label status, scheduling, a
+    label warning) needs the regulator's record; one that also asserts a clinical effect
+    (its category is efficacy, onset, safety, ...) can still be fitted by studies on that
+    effect, and is flagged all the same.
     """
-    if not context or named_concepts(claim_text)["drug"] or not context.get("drug"):
-        return claim_text
-    return f"{claim_text} ({'; '.join(context['drug'])})"
-
-
-def _covers(condition: str, study: Study) -> bool:
-    ind = assess_indirectness(condition, study_title=study.title,
-                              study_mesh=_mesh_names(study), study_abstract=study.abstract)
-    return not any(m.dimension == "condition" for m in ind.mismatches)
+    reason = regulatory_statement(claim_text)
+    if reason is None or (category or "") in _CLINICAL_CATEGORIES:
+        return None
+    return reason
 
 
 def addresses(
-    claim_text: str, study: Study, *, context: dict[str, tuple[str, ...]] | None = None,
+    claim_text: str, study: Study, *, context: ClaimContext | None = None,
+    category: str | None = None,
 ) -> tuple[bool, dict[str, Any], dict[str, Any]]:
-    """Whether a study addresses a claim, with the explanation and indirectness behind it.
+    """Whether a study fits a claim, with the explanation and indirectness behind it.
 
     Parameters
     ----------
@@ -153,31 +153,52 @@ def addresses(
     study
         The study.
     context
-        The claim's article's conditions and drugs (``claim_context``), used when the
-        claim itself names none.
+        The claim's article's conditions and main interventions
+        (``grading.article_context``), used when the claim itself names none.
+    category
+        The claim's category; a regulatory statement is fitted by no study.
 
     Returns
     -------
     (fits, explanation, indirectness)
-        ``fits`` is true when at least ``MIN_MATCHED_TERMS`` distinct, specific claim words
-        (not generic ones like "treatment") occur in the study's title/abstract, and the
-        study is about at least one condition the claim names — or, for a claim naming no
-        condition, one its article is about. An eating-disorder review cited under an
-        article about depression fits none of its claims.
+        ``fits`` is true when the study shares the claim's condition and intervention
+        (``grading.assess_indirectness`` finds no blocking mismatch), at least
+        ``MIN_MATCHED_TERMS`` distinct, specific claim words (not generic ones like
+        "treatment") occur in its title/abstract, and the claim is not a regulatory
+        statement. ``explanation["fit_reasons"]`` says why, one line per test.
     """
     exp = explain(claim_text, study.title, study.abstract)
-    ind = assess_indirectness(contextual_claim(claim_text, context), study_title=study.title,
-                              study_mesh=_mesh_names(study), study_abstract=study.abstract)
+    ind = assess_indirectness(claim_text, study_title=study.title,
+                              study_mesh=_mesh_names(study), study_abstract=study.abstract,
+                              context=context)
     specific = {stem for t in exp.terms for stem in tokenize(t)} - _GENERIC
-    conditions = named_concepts(claim_text)["condition"] or (context or {}).get("condition", ())
-    on_topic = not conditions or any(_covers(c, study) for c in conditions)
-    fits = len(specific) >= MIN_MATCHED_TERMS and on_topic
+    regulatory = regulatory_only(claim_text, category)
+    enough_words = len(specific) >= MIN_MATCHED_TERMS
+    fits = enough_words and ind.on_topic and regulatory is None
+    reasons: list[str] = []
+    if regulatory:
+        reasons.append(f"does not fit: {regulatory}; no clinical study can substantiate it")
+    blocking = [m for m in ind.mismatches if m.blocking]
+    for m in blocking:
+        reasons.append(f"does not fit: {m.dimension} differs (claim: "
+                       f"{', '.join(m.claim_terms) or 'none'}; study: "
+                       f"{', '.join(m.study_terms) or 'none named'})")
+    if not enough_words:
+        reasons.append(f"does not fit: only {len(specific)} specific claim word(s) in the "
+                       f"study's title/abstract (needs {MIN_MATCHED_TERMS})")
+    if fits:
+        reasons.append("fits: shares the claim's condition and intervention"
+                       + (" (indirect: " + ", ".join(sorted({m.dimension for m in
+                                                             ind.mismatches})) + ")"
+                          if ind.indirect else ""))
     explanation = {"sentences": [list(s) for s in exp.sentences], "terms": exp.terms,
-                   "specific_terms": sorted(specific), "on_topic": on_topic}
+                   "specific_terms": sorted(specific), "on_topic": ind.on_topic,
+                   "fit_reasons": reasons}
     indirectness = {
         "indirect": ind.indirect,
         "mismatches": [{"dimension": m.dimension, "claim_terms": list(m.claim_terms),
-                        "study_terms": list(m.study_terms)} for m in ind.mismatches],
+                        "study_terms": list(m.study_terms), "blocking": m.blocking}
+                       for m in ind.mismatches],
         "reasons": list(ind.reasons),
     }
     return fits, explanation, indirectness
@@ -272,7 +293,7 @@ def _link_article(
 ) -> ArticleFit:
     assert article.id is not None
     fit = ArticleFit(article_id=article.id, source=article.source, cited_studies=len(cited))
-    context = claim_context(article.text)
+    context = article_context(article.text)
     with session_scope(engine) as session:
         claims = list(session.exec(select(Claim).where(Claim.article_id == article.id)
                                    .order_by(col(Claim.start))).all())
@@ -298,36 +319,28 @@ def _link_article(
                 context=context)
             if on_claim:
                 on_claim(1)
+        sources: dict[int, list[str]] = {}
+        for cid, kind in session.exec(select(ClaimSource.claim_id, ClaimSource.kind).where(
+                col(ClaimSource.claim_id).in_([c.id for c in claims]))).all():
+            sources.setdefault(cid, []).append(kind)
         not_addressing = [studies[sid].pmid for sid, ok in cited_fits.items() if not ok]
         fit.cited_not_addressing = sorted(not_addressing)
         _flag_citations(session, article.id, set(not_addressing), actor=actor)
         for claim in claims:
             assert claim.id is not None
             links = per_claim_links[claim.id]
-            flags = _claim_flags(links, studies, article_misfit=bool(not_addressing))
-            suggestion = suggest_certainty([
-                LinkEvidence(design=studies[ln.study_id].design or "unknown",
-                             rank=studies[ln.study_id].design_rank or 0,
-                             relevant=_relevant(ln), stance=None, indirect=ln.indirect,
-                             retracted=studies[ln.study_id].is_retracted,
-                             label=f"PMID {studies[ln.study_id].pmid}")
-                for ln in links
-            ])
-            _set_claim_derived(session, claim, flags=flags, suggestion=suggestion.level,
-                               reasons=list(suggestion.reasons), actor=actor)
-            has_fitting_cited = any(ln.origin == "cited" and ln.fits for ln in links)
-            has_other = any(_relevant(ln) for ln in links)
-            if has_fitting_cited:
+            flags = claim_flags(claim, links, studies, sources.get(claim.id, ()))
+            suggestion = claim_certainty(session, claim, links=links, studies=studies)
+            _set_claim_derived(session, claim, flags=flags, suggestion=suggestion, actor=actor)
+            if "needs_regulatory_source" in flags:
+                fit.needs_regulatory_source += 1
+            if any(ln.origin == "cited" and ln.fits for ln in links):
                 fit.with_fitting_citation += 1
-            elif has_other:
+            elif any(ln.fits for ln in links):
                 fit.only_discovered += 1
             else:
                 fit.no_evidence += 1
     return fit
-
-
-def _relevant(link: EvidenceLink) -> bool:
-    return bool(link.fits)
 
 
 def _sync_links(
@@ -340,7 +353,7 @@ def _sync_links(
     summary: LinkSummary,
     *,
     actor: str,
-    context: dict[str, tuple[str, ...]],
+    context: ClaimContext,
 ) -> list[EvidenceLink]:
     existing = {ln.study_id: ln for ln in session.exec(
         select(EvidenceLink).where(EvidenceLink.claim_id == claim.id)).all()}
@@ -348,11 +361,13 @@ def _sync_links(
         select(EvidenceLink.id).join(Assessment, col(Assessment.link_id) == col(EvidenceLink.id))
         .where(EvidenceLink.claim_id == claim.id)).all())
     before = {str(sid): [ln.origin, round(ln.score, 4)] for sid, ln in existing.items()}
-    ranked = sorted(candidates, key=lambda sid: (-scores.get(sid, 0.0), sid))
+    judged = {sid: addresses(claim.text, studies[sid], context=context,
+                             category=claim.category) for sid in candidates}
+    # Fitting studies first, then weaker matches; by score within each.
+    ranked = sorted(candidates, key=lambda sid: (not judged[sid][0], -scores.get(sid, 0.0), sid))
     kept: list[EvidenceLink] = []
     for rank, sid in enumerate(ranked, start=1):
-        study = studies[sid]
-        fits, explanation, indirectness = addresses(claim.text, study, context=context)
+        fits, explanation, indirectness = judged[sid]
         origins = set(candidates[sid]["origins"])
         link = existing.pop(sid, None)
         if link is not None and link.origin == "manual":
@@ -362,7 +377,8 @@ def _sync_links(
         origin, also = _candidate_origin(origins)
         values: dict[str, Any] = {"origin": origin, "also_found_by": also,
                   "score": round(scores.get(sid, 0.0), 6), "rank": rank,
-                  "explanation": explanation, "indirect": bool(indirectness["indirect"]),
+                  "explanation": explanation,
+                  "indirect": bool(fits and indirectness["indirect"]),
                   "indirectness": indirectness, "fits": fits}
         if link is None:
             link = EvidenceLink(claim_id=claim.id, study_id=sid, created_by=actor,  # type: ignore[arg-type]
@@ -396,48 +412,169 @@ def _flag_citations(session: Session, article_id: int, misfit_pmids: set[str], *
                     actor: str) -> None:
     for cit in session.exec(select(Citation).where(Citation.article_id == article_id,
                                                    Citation.status == "resolved")).all():
-        reason = ("cited but does not address any claim of its article"
-                  if cit.pmid in misfit_pmids else None)
-        if cit.status_reason != reason:
+        flags = ["addresses_no_claim"] if cit.pmid in misfit_pmids else []
+        if list(cit.flags or []) != flags:
             before = audit.snapshot(cit)
             session.execute(update(Citation).where(col(Citation.id) == cit.id)
-                            .values(status_reason=reason, updated_at=utcnow()))
+                            .values(flags=flags, updated_at=utcnow()))
             session.refresh(cit)
             audit.record(session, actor=actor, action="citation.fit", entity="citation",
                          entity_id=cit.id, before=before, after=audit.snapshot(cit))
 
 
-def _claim_flags(links: Sequence[EvidenceLink], studies: dict[int | None, Study], *,
-                 article_misfit: bool) -> list[str]:
+REGULATORY_SOURCE_KINDS = ("drug_label", "regulatory_decision")
+"""Attached source kinds that answer a claim's ``needs_regulatory_source`` flag."""
+
+
+def claim_flags(claim: Claim, links: Sequence[EvidenceLink],
+                studies: Mapping[int | None, Study],
+                source_kinds: Sequence[str] = ()) -> list[str]:
+    """The flags about one claim's own evidence, in `vocabulary.CLAIM_FLAGS` order.
+
+    Only fitting links count: a weaker match raises no flag and hides none.
+
+    Parameters
+    ----------
+    claim
+        The claim.
+    links
+        Its evidence links.
+    studies
+        The linked studies by id.
+    source_kinds
+        Kinds of the non-PubMed sources attached to the claim; a drug label or a
+        regulatory decision answers ``needs_regulatory_source``.
+
+    Returns
+    -------
+    list of str
+    """
+    fitting = [ln for ln in links if ln.fits]
     flags: list[str] = []
-    if not any(ln.origin == "cited" and ln.fits for ln in links):
+    if not any(ln.origin == "cited" for ln in fitting):
         flags.append("no_fitting_citation")
-    if article_misfit:
-        flags.append("cited_not_addressing")
-    if any(studies[ln.study_id].is_retracted for ln in links):
+    if regulatory_statement(claim.text) and not set(source_kinds) & set(
+            REGULATORY_SOURCE_KINDS):
+        flags.append("needs_regulatory_source")
+    if any(studies[ln.study_id].is_retracted for ln in fitting):
         flags.append("retracted_evidence")
-    relevant = [ln for ln in links if ln.fits]
-    best = sorted(relevant, key=lambda ln: -ln.score)[:3]
+    best = sorted(fitting, key=lambda ln: -ln.score)[:3]
     if best and all(ln.indirect for ln in best):
         flags.append("indirect_evidence")
-    if not relevant:
+    if not fitting:
         flags.append("no_evidence")
     return flags
 
 
-def _set_claim_derived(session: Session, claim: Claim, *, flags: list[str], suggestion: str,
-                       reasons: list[str], actor: str) -> None:
+def link_evidence(
+    link: EvidenceLink, study: Study, assessment: Assessment | None = None, *, label: str = "",
+) -> LinkEvidence:
+    """What the certainty rules need to know about one link (and one reviewer's reading)."""
+    flags = flag_codes(study.flags or []) or (["retracted"] if study.is_retracted else [])
+    dims = sorted({str(m.get("dimension")) for m in (link.indirectness or {}).get(
+        "mismatches", []) if not m.get("blocking")})
+    return LinkEvidence(
+        design=study.design or "unknown", rank=study.design_rank or 0, relevant=bool(link.fits)
+        or assessment is not None, stance=assessment.stance if assessment else None,
+        indirect=bool(link.indirect), retracted=study.is_retracted, flags=flags,
+        label=label or f"PMID {study.pmid}",
+        relevance=assessment.relevance if assessment else None, indirect_dimensions=dims)
+
+
+def claim_certainty(
+    session: Session,
+    claim: Claim,
+    *,
+    reviewer_id: int | None = None,
+    links: Sequence[EvidenceLink] | None = None,
+    studies: Mapping[int | None, Study] | None = None,
+) -> CertaintySuggestion:
+    """The suggested GRADE certainty for a claim, from its links and their assessments.
+
+    Parameters
+    ----------
+    session
+        Open session.
+    claim
+        The claim.
+    reviewer_id
+        Use only this reviewer's assessments (a reviewer's own view under independent
+        review); None uses every reviewer's.
+    links, studies
+        The claim's links and their studies, when the caller has them already.
+
+    Returns
+    -------
+    CertaintySuggestion
+        From the assessed links when there are any (``basis="assessments"``), else from the
+        fitting links' records alone (``basis="metadata"``).
+    """
+    if links is None:
+        links = list(session.exec(select(EvidenceLink)
+                                  .where(EvidenceLink.claim_id == claim.id)).all())
+    if studies is None:
+        ids = [ln.study_id for ln in links]
+        studies = {s.id: s for s in session.exec(select(Study).where(col(Study.id).in_(ids))
+                                                 ).all()} if ids else {}
+    by_link: dict[int, list[Assessment]] = {}
+    link_ids = [ln.id for ln in links if ln.id is not None]
+    if link_ids:
+        stmt = select(Assessment).where(col(Assessment.link_id).in_(link_ids))
+        if reviewer_id is not None:
+            stmt = stmt.where(Assessment.reviewer_id == reviewer_id)
+        for a in session.exec(stmt.order_by(col(Assessment.id))).all():
+            by_link.setdefault(a.link_id, []).append(a)
+    items: list[LinkEvidence] = []
+    for ln in links:
+        study = studies[ln.study_id]
+        readings = by_link.get(ln.id or -1, [])
+        if readings:
+            many = len(readings) > 1
+            for i, a in enumerate(readings, start=1):
+                label = f"PMID {study.pmid}" + (f" (reading {i})" if many else "")
+                items.append(link_evidence(ln, study, a, label=label))
+        elif ln.fits:
+            items.append(link_evidence(ln, study))
+    return suggest_certainty(items)
+
+
+def refresh_claim_derived(session: Session, claim_id: int, *, actor: str) -> Claim | None:
+    """Recompute a claim's flags and suggested certainty from its links and assessments.
+
+    Called when an assessment is saved, so the suggestion follows the reviewers' work.
+    """
+    claim = session.get(Claim, claim_id)
+    if claim is None:
+        return None
+    links = list(session.exec(select(EvidenceLink).where(EvidenceLink.claim_id == claim_id)
+                              ).all())
+    ids = [ln.study_id for ln in links]
+    studies: dict[int | None, Study] = {s.id: s for s in session.exec(
+        select(Study).where(col(Study.id).in_(ids))).all()} if ids else {}
+    suggestion = claim_certainty(session, claim, links=links, studies=studies)
+    kinds = list(session.exec(select(ClaimSource.kind)
+                              .where(ClaimSource.claim_id == claim_id)).all())
+    _set_claim_derived(session, claim, flags=claim_flags(claim, links, studies, kinds),
+                       suggestion=suggestion, actor=actor)
+    session.refresh(claim)
+    return claim
+
+
+def _set_claim_derived(session: Session, claim: Claim, *, flags: list[str],
+                       suggestion: CertaintySuggestion, actor: str) -> None:
     # Derived fields do not bump the claim's version: a relink must not make a reviewer's
     # open edit of the claim stale. The change is still audited.
-    if (claim.flags == flags and claim.suggested_certainty == suggestion
-            and claim.suggestion_reasons == reasons):
+    reasons = list(suggestion.reasons)
+    if (claim.flags == flags and claim.suggested_certainty == suggestion.level
+            and claim.suggestion_reasons == reasons
+            and claim.suggestion_basis == suggestion.basis):
         return
     before = {"flags": claim.flags, "suggested_certainty": claim.suggested_certainty,
-              "suggestion_reasons": claim.suggestion_reasons}
+              "suggestion_reasons": claim.suggestion_reasons,
+              "suggestion_basis": claim.suggestion_basis}
+    after = {"flags": flags, "suggested_certainty": suggestion.level,
+             "suggestion_reasons": reasons, "suggestion_basis": suggestion.basis}
     session.execute(update(Claim).where(col(Claim.id) == claim.id).values(
-        flags=flags, suggested_certainty=suggestion, suggestion_reasons=reasons,
-        updated_at=utcnow()))
+        **after, updated_at=utcnow()))
     audit.record(session, actor=actor, action="claim.derive", entity="claim",
-                 entity_id=claim.id, before=before,
-                 after={"flags": flags, "suggested_certainty": suggestion,
-                        "suggestion_reasons": reasons})
+                 entity_id=claim.id, before=before, after=after)

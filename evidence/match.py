@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -42,7 +41,8 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse  # a dependency of bm25s
-import Stemmer
+
+from evidence import vocabulary
 
 __all__ = [
     "Document",
@@ -59,19 +59,7 @@ __all__ = [
 # Tokenising
 # ---------------------------------------------------------------------------------------
 
-_STOPWORDS = frozenset(
-    """
-    a about above after again against all also am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each
-    either et al etc few for from further had has have having he her here hers herself him
-    himself his how i ie eg if in into is it its itself just may me might more most must my
-    myself no nor not now of off on once only or other our ours ourselves out over own per
-    s same she should so some such than that the their theirs them themselves then there
-    these they this those through thus to too under until up upon very via vs was we were what
-    when where whether which while who whom whose why will with within without would yet
-    you your yours
-    """.split()
-)
+_STOPWORDS = vocabulary.STOPWORDS
 
 # Spelled out so that TNF-α, TNF-alpha and TNFalpha meet.
 _GREEK = {
@@ -111,8 +99,6 @@ _SPELLING = (
 )  # fmt: skip
 _SPELLING_SUFFIX_RE = re.compile(r"(?<=\w{3})(is|ys)(e|ed|es|ing|ation|ations|er|ers)$")
 
-_STEMMER = Stemmer.Stemmer("english")
-_STEMMER_LOCK = threading.Lock()  # a PyStemmer object must not be shared across threads
 
 
 @lru_cache(maxsize=200_000)
@@ -124,8 +110,7 @@ def _normalise_word(word: str) -> str:
         if old in word:
             word = word.replace(old, new)
     word = _SPELLING_SUFFIX_RE.sub(lambda m: m.group(1)[0] + "z" + m.group(2), word)
-    with _STEMMER_LOCK:
-        return str(_STEMMER.stemWord(word))
+    return vocabulary.stem(word)
 
 
 # General medical abbreviations and their expansions. The abbreviation's own term is kept
@@ -889,131 +874,27 @@ def explain(query: str, title: str, abstract: str, *, max_sentences: int = 2) ->
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Concept:
-    """A PubMed search block: what in a claim triggers it, and the clause it adds."""
-
-    role: str  # "intervention", "condition" or "outcome": the order of AND-ed blocks
-    trigger: re.Pattern[str]
-    clause: str
-    replaces: tuple[str, ...] = ()  # narrower concepts replace broader ones they imply
-    name: str = ""
+_ROLES = ("intervention", "condition", "outcome")  # the order of AND-ed blocks
 
 
-def _concept(name: str, role: str, trigger: str, clause: str, *replaces: str) -> _Concept:
-    return _Concept(role, re.compile(trigger, re.IGNORECASE), clause, replaces, name)
+def _query_concepts(claim_text: str) -> list[tuple[str, vocabulary.Concept]]:
+    """The vocabulary concepts a claim names, by role, as PubMed search concepts.
 
-
-# Ordered: interventions, then conditions, then outcomes. Triggers are matched on the
-# claim as written; each clause is a PubMed block with title/abstract words and MeSH.
-_CONCEPTS = (
-    _concept("ketamine", "intervention", r"\b(?:es|ar)?ketamine\b|\bspravato\b|\bketalar\b",
-             '(ketamine[tiab] OR esketamine[tiab] OR "ketamine"[mh])'),
-    _concept("psilocybin", "intervention", r"\bpsilocybin\b|\bmagic mushrooms?\b",
-             '(psilocybin[tiab] OR "psilocybin"[mh])'),
-    _concept("mdma", "intervention", r"\bmdma\b|\becstasy\b|methylenedioxymethamphetamine",
-             '(MDMA[tiab] OR "N-Methyl-3,4-methylenedioxyamphetamine"[mh])'),
-    _concept("ssri", "intervention",
-             r"\bssris?\b|serotonin reuptake inhibitor|\bfluoxetine\b|\bsertraline\b"
-             r"|\bescitalopram\b|\bcitalopram\b|\bparoxetine\b",
-             '("selective serotonin reuptake inhibitors"[mh] OR SSRI*[tiab] OR '
-             '"serotonin reuptake inhibitor*"[tiab])'),
-    _concept("antidepressant", "intervention", r"\bantidepressants?\b|\bantidepressive\b",
-             '(antidepress*[tiab] OR "antidepressive agents"[mh])', ),
-    _concept("ect", "intervention", r"\belectroconvulsive\b|\bect\b|\belectroshock\b",
-             '("electroconvulsive therapy"[mh] OR electroconvulsive[tiab])'),
-    _concept("tms", "intervention", r"\btranscranial magnetic\b|\br?tms\b",
-             '("transcranial magnetic stimulation"[mh] OR "transcranial magnetic'
-             ' stimulation"[tiab])'),
-    _concept("psychotherapy", "intervention",
-             r"\bpsychotherap\w*|\btalk therapy\b|\bcognitive behaviou?ral\b|\bcbt\b",
-             '(psychotherap*[tiab] OR "psychotherapy"[mh])'),
-    _concept("trd", "condition",
-             r"\btreatment[- ]resistant\b|\brefractory depression\b|\btrd\b",
-             '("depressive disorder, treatment-resistant"[mh] OR "treatment-resistant"[tiab]'
-             ' OR "treatment resistant"[tiab] OR refractory[tiab])', "depression"),
-    _concept("postpartum", "condition", r"\bpost-?partum\b|\bperinatal depression\b",
-             '("depression, postpartum"[mh] OR postpartum[tiab] OR perinatal[tiab])'),
-    _concept("depression", "condition", r"\bdepress(?:ion|ive|ed)\b|\bmdd\b|\bdepressions\b",
-             '(depress*[tiab] OR "depressive disorder"[mh])'),
-    _concept("bipolar", "condition", r"\bbipolar\b|\bmanic\b|\bmania\b",
-             '(bipolar[tiab] OR "bipolar disorder"[mh])'),
-    _concept("anxiety", "condition", r"\banxi(?:ety|eties|ous)\b|\bpanic\b|\bgad\b",
-             '(anxiety[tiab] OR anxious[tiab] OR "anxiety disorders"[mh])'),
-    _concept("ptsd", "condition", r"\bptsd\b|\bpost-?traumatic\b|\btrauma\b",
-             '("stress disorders, post-traumatic"[mh] OR PTSD[tiab] OR posttraumatic[tiab] OR'
-             ' "post-traumatic"[tiab])'),
-    _concept("ocd", "condition", r"\bocd\b|\bobsessive[- ]compulsive\b",
-             '("obsessive-compulsive disorder"[mh] OR obsessive-compulsive[tiab])'),
-    _concept("suicide", "condition", r"\bsuicid\w*",
-             '(suicid*[tiab] OR "suicidal ideation"[mh] OR "suicide"[mh])'),
-    _concept("substance use", "condition",
-             r"\baddict\w*|\bsubstance use\b|\balcohol use\b|\balcoholism\b|\bopioid use\b"
-             r"|\bdependence\b|\babuse\b|\bmisuse\b",
-             '("substance-related disorders"[mh] OR addict*[tiab] OR abuse[tiab] OR'
-             ' misuse[tiab] OR dependence[tiab])'),
-    _concept("eating disorders", "condition",
-             r"\beating disorders?\b|\banorexia\b|\bbulimi\w*|\bbinge[- ]eating\b",
-             '("feeding and eating disorders"[mh] OR "eating disorder*"[tiab] OR'
-             ' anorexia[tiab] OR bulimi*[tiab])'),
-    _concept("chronic pain", "condition",
-             r"\bchronic pain\b|\bfibromyalgia\b|\bneuropathic pain\b|\bcrps\b"
-             r"|\bcomplex regional pain\b",
-             '("chronic pain"[mh] OR "chronic pain"[tiab] OR fibromyalgia[tiab] OR'
-             ' neuropathic[tiab])', "pain"),
-    _concept("pain", "condition", r"\bpain\b|\banalges\w*",
-             '(pain[tiab] OR analges*[tiab] OR "pain"[mh])'),
-    _concept("migraine", "condition", r"\bmigraines?\b|\bheadaches?\b",
-             '(migraine[tiab] OR headache*[tiab] OR "migraine disorders"[mh])'),
-    _concept("adverse effects", "outcome",
-             r"\bside[- ]effects?\b|\badverse\b|\bsafe(?:ty|ly)?\b|\btolerab\w*|\brisks?\b",
-             '("adverse effects"[sh] OR "side effect*"[tiab] OR "adverse event*"[tiab] OR'
-             ' safety[tiab] OR tolerab*[tiab])'),
-    _concept("rapid onset", "outcome",
-             r"\bwithin (?:\w+ )?(?:minutes|hours?|days?|a day|a week)\b|\brapid\w*"
-             r"|\bonset\b|\bimmediate\w*|\bfast[- ]acting\b|\bquick\w*",
-             '(rapid*[tiab] OR onset[tiab] OR hours[tiab] OR "time factors"[mh])'),
-    _concept("durability", "outcome",
-             r"\blong[- ]lasting\b|\blong[- ]term\b|\bdurab\w*|\brelapse\w*|\bsustained\b"
-             r"|\bmaintenance\b",
-             '(relapse[tiab] OR maintenance[tiab] OR sustained[tiab] OR "long-term"[tiab] OR'
-             ' durab*[tiab])'),
-    _concept("response", "outcome",
-             r"\bremission\b|\bresponse rates?\b|\bsuccess rates?\b|\bresponders?\b",
-             '(remission[tiab] OR response[tiab] OR responder*[tiab])'),
-    _concept("dissociation", "outcome", r"\bdissociat\w*",
-             '(dissociat*[tiab])'),
-    _concept("cognition", "outcome", r"\bcognit\w*|\bmemory\b",
-             '(cognit*[tiab] OR memory[tiab] OR "cognition"[mh])'),
-    _concept("neuroplasticity", "outcome",
-             r"\bneuroplastic\w*|\bsynap\w*|\bneurogenesis\b|\bbdnf\b|\bneural connections\b"
-             r"|\brewir\w*",
-             '("neuronal plasticity"[mh] OR plasticity[tiab] OR synap*[tiab] OR BDNF[tiab])'),
-    _concept("glutamate", "outcome", r"\bglutamat\w*|\bnmda\b",
-             '(glutamat*[tiab] OR NMDA[tiab] OR "receptors, n-methyl-d-aspartate"[mh])'),
-    _concept("fda approval", "outcome", r"\bfda\b|\bapprov\w*",
-             '("United States Food and Drug Administration"[mh] OR FDA[tiab] OR'
-             ' "drug approval"[mh])'),
-)  # fmt: skip
-_ROLE_ORDER = {"intervention": 0, "condition": 1, "outcome": 2}
-
-# Words too general (or too promotional) to narrow a PubMed search on their own.
-_GENERIC_WORDS = frozenset(
+    Forms of one substance search as the substance (a Spravato claim searches ketamine,
+    esketamine included); a narrower condition replaces the broader one it belongs to.
     """
-    patient patients people person persons individual individuals adult adults many most
-    much new novel significant significantly treatment treatments therapy therapies
-    therapeutic treat treats treated treating clinic clinics clinical study studies research
-    show shows shown showed help helps helped effective effectively efficacy effect effects
-    relief relieve relieves relieved symptom symptoms improve improves improved improvement
-    results result work works proven proof evidence high higher low lower rate rates
-    percent hour hours day days week weeks minute minutes time times can could make makes
-    made use used using like well better best good great life lives provide provides offer
-    offers option options condition conditions disorder disorders disease diseases
-    medication medications drug drugs dose doses level levels increase increases decrease
-    decreases reduce reduces reduced associated association compared versus cause causes
-    caused lead leads linked link links
-    """.split()
-)
+    found: list[tuple[str, vocabulary.Concept]] = []
+    for role in _ROLES:
+        keys = vocabulary.find(role, claim_text)
+        if role == "intervention":
+            keys = {vocabulary.substance(k) for k in keys}
+        else:
+            keys -= {a for k in keys for a in vocabulary.ancestors(role, k)}
+        found += [(role, c) for c in vocabulary.concepts(role) if c.key in keys]
+    return found
+
+
+_GENERIC_WORDS = vocabulary.GENERIC_WORDS
 
 
 def build_pubmed_query(claim_text: str, *, category: str | None = None) -> str:
@@ -1045,21 +926,17 @@ def build_pubmed_query(claim_text: str, *, category: str | None = None) -> str:
     ValueError
         If the claim has no searchable word.
     """
-    found = [c for c in _CONCEPTS if c.trigger.search(claim_text)]
-    replaced = {name for c in found for name in c.replaces}
-    concepts = [c for c in found if c.name not in replaced]
+    concepts = _query_concepts(claim_text)
     blocks: list[str] = []
-    for role in ("intervention", "condition", "outcome"):
-        clauses = [c.clause for c in concepts if c.role == role]
+    for role in _ROLES:
+        clauses = [c.query_clause() for r, c in concepts if r == role]
         if role == "condition" and len(clauses) > 1:
             # "helps with PTSD and anxiety": evidence on either condition bears on it.
             blocks.append("(" + " OR ".join(clauses) + ")")
         else:
             blocks.extend(clauses)
     if len(blocks) < 2:
-        rest = claim_text
-        for concept in found:
-            rest = concept.trigger.sub(lambda m: " " * len(m.group(0)), rest)
+        rest = vocabulary.blank(_ROLES, claim_text)
         words: list[str] = []
         for match in re.finditer(r"[A-Za-z][A-Za-z0-9'-]*[A-Za-z0-9]", rest):
             word = match.group(0).lower().removesuffix("'s")

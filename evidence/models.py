@@ -12,6 +12,12 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from evidence.vocabulary import CERTAINTY as CERTAINTY
+from evidence.vocabulary import GRADE_DOMAINS as GRADE_DOMAINS
+from evidence.vocabulary import RELEVANCE as RELEVANCE
+from evidence.vocabulary import SOURCE_KINDS
+from evidence.vocabulary import STANCES as STANCES
+
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC."""
@@ -25,16 +31,12 @@ CITATION_STATUSES = ("pending", "resolved", "not_scholarly", "not_in_pubmed", "n
                      "unavailable")
 LINK_ORIGINS = ("cited", "manual", "pubmed", "local")
 ROLES = ("viewer", "reviewer", "adjudicator", "admin")
-STANCES = ("supports", "partially_supports", "contradicts", "does_not_address")
-RELEVANCE = ("high", "medium", "low", "none")
 SUBSTANTIATION = ("substantiated", "partially_substantiated", "unsubstantiated",
                   "contradicted", "not_checkable")
-CERTAINTY = ("high", "moderate", "low", "very_low")
-GRADE_DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision",
-                 "publication_bias")
 DOMAIN_RATINGS = ("not_serious", "serious", "very_serious")
 ACTIONS = ("approve", "revise_wording", "add_reference", "remove")
 VERDICT_KINDS = ("review", "final")
+CLAIM_SOURCE_KINDS = tuple(SOURCE_KINDS)
 
 
 # Timezone-aware everywhere: PostgreSQL stores UTC instants, SQLite stores UTC wall time.
@@ -129,6 +131,7 @@ class Claim(Versioned, table=True):
     flags: list[str] = Field(default_factory=list, sa_type=JSON)
     suggested_certainty: str | None = Field(default=None, max_length=20)
     suggestion_reasons: list[str] = Field(default_factory=list, sa_type=JSON)
+    suggestion_basis: str = Field(default="metadata", max_length=20)
 
 
 class Citation(Versioned, table=True):
@@ -149,6 +152,7 @@ class Citation(Versioned, table=True):
     status: str = Field(default="pending", max_length=20, index=True)
     status_reason: str | None = Field(default=None, sa_type=Text)
     pmid: str | None = Field(default=None, max_length=20, index=True)
+    flags: list[str] = Field(default_factory=list, sa_type=JSON)
 
 
 class RawRecord(Timestamped, table=True):
@@ -198,6 +202,7 @@ class Study(Versioned, table=True):
     doi: str | None = Field(default=None, max_length=300, index=True)
     pmcid: str | None = Field(default=None, max_length=20, index=True)
     comments_corrections: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    flags: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     is_retracted: bool = Field(default=False, index=True)
     has_expression_of_concern: bool = False
     has_erratum: bool = False
@@ -228,6 +233,21 @@ class EvidenceLink(Versioned, table=True):
     indirect: bool = False
     indirectness: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     fits: bool | None = None
+    created_by: str = Field(default="system", max_length=120)
+
+
+class ClaimSource(Versioned, table=True):
+    """A non-PubMed source a reviewer attached to a claim: a drug label, a regulatory
+    decision, a guideline. Stored, audited and exported like a study link."""
+
+    __tablename__ = "claim_source"
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=30)
+    url: str = Field(max_length=2000)
+    title: str = Field(default="", max_length=1000)
+    note: str = Field(default="", sa_type=Text)
     created_by: str = Field(default="system", max_length=120)
 
 

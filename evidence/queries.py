@@ -26,6 +26,7 @@ from evidence.models import (
     CanonicalClaim,
     Citation,
     Claim,
+    ClaimSource,
     EvidenceLink,
     Study,
     Verdict,
@@ -35,12 +36,17 @@ ARTICLE_COLUMNS = ["article_id", "source", "title", "sha256", "content_type", "r
                    "previous_id", "is_current", "fetched_at", "n_claims", "n_citations"]
 CLAIM_COLUMNS = ["claim_id", "article_id", "source", "text", "start", "end", "category",
                  "checkworthiness", "canonical_id", "status", "flags", "cues", "canonical_score",
-                 "suggested_certainty", "version"]
+                 "suggested_certainty", "version", "suggestion_basis"]
 CITATION_COLUMNS = ["citation_id", "article_id", "raw", "kind", "identifier", "status",
-                    "status_reason", "pmid", "start", "end"]
+                    "status_reason", "pmid", "start", "end", "flags"]
 STUDY_COLUMNS = ["pmid", "title", "journal", "year", "doi", "pmcid", "publication_types",
                  "mesh", "design", "evidence_level", "retracted", "expression_of_concern",
-                 "erratum", "deleted", "raw_sha256", "study_id"]
+                 "erratum", "deleted", "raw_sha256", "study_id", "flags"]
+SOURCE_COLUMNS = ["source_id", "claim_id", "kind", "url", "title", "note", "created_by",
+                  "created_at", "version"]
+SCORECARD_COLUMNS = ["article_id", "title", "source", "claims", "with_fitting_citation",
+                     "only_discovered", "no_fitting_evidence", "needs_regulatory_source",
+                     "scholarly_citations", "citations_addressing_no_claim"]
 AUDIT_COLUMNS = ["id", "occurred_at", "actor", "action", "entity", "entity_id", "before",
                  "after", "prev_hash", "hash"]
 
@@ -119,7 +125,7 @@ def claims(
             "checkworthiness": c.checkworthiness, "canonical_id": c.canonical_id,
             "status": c.status, "flags": list(c.flags or []), "cues": list(c.cues or []),
             "canonical_score": c.canonical_score, "suggested_certainty": c.suggested_certainty,
-            "version": c.version,
+            "version": c.version, "suggestion_basis": c.suggestion_basis,
         })
     return _frame(rows, CLAIM_COLUMNS)
 
@@ -131,7 +137,8 @@ def citations(session: Session, *, article_id: int | None = None,
     Returns
     -------
     DataFrame
-        Columns ``CITATION_COLUMNS``.
+        Columns ``CITATION_COLUMNS``; ``flags`` is a list (``addresses_no_claim`` when a
+        cited study fits no claim of its article).
     """
     stmt = select(Citation).order_by(col(Citation.article_id), col(Citation.id))
     if article_id is not None:
@@ -141,7 +148,7 @@ def citations(session: Session, *, article_id: int | None = None,
     rows = [
         {"citation_id": c.id, "article_id": c.article_id, "raw": c.raw, "kind": c.kind,
          "identifier": c.identifier, "status": c.status, "status_reason": c.status_reason,
-         "pmid": c.pmid, "start": c.start, "end": c.end}
+         "pmid": c.pmid, "start": c.start, "end": c.end, "flags": list(c.flags or [])}
         for c in session.exec(stmt).all()
     ]
     return _frame(rows, CITATION_COLUMNS)
@@ -178,7 +185,7 @@ def studies(session: Session, *, include_deleted: bool = False) -> pd.DataFrame:
             "design": s.design, "evidence_level": s.evidence_level,
             "retracted": s.is_retracted, "expression_of_concern": s.has_expression_of_concern,
             "erratum": s.has_erratum, "deleted": s.deleted, "raw_sha256": raw_sha,
-            "study_id": s.id,
+            "study_id": s.id, "flags": [dict(f) for f in s.flags or []],
         })
     return _frame(rows, STUDY_COLUMNS)
 
@@ -878,6 +885,67 @@ def citation_fit(session: Session) -> pd.DataFrame:
     out = [{"article_title": t, "fit": names[f], "links": int(n)} for t, f, n in rows]
     df = _frame(out, ["article_title", "fit", "links"])
     return df.sort_values(["article_title", "fit"]).reset_index(drop=True)
+
+
+def claim_sources(session: Session, claim_id: int | None = None) -> pd.DataFrame:
+    """Non-PubMed sources reviewers attached to claims (drug labels, decisions, guidelines).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``SOURCE_COLUMNS``, by claim then in the order they were attached.
+    """
+    stmt = select(ClaimSource).order_by(col(ClaimSource.claim_id), col(ClaimSource.id))
+    if claim_id is not None:
+        stmt = stmt.where(ClaimSource.claim_id == claim_id)
+    rows = [{"source_id": r.id, "claim_id": r.claim_id, "kind": r.kind, "url": r.url,
+             "title": r.title, "note": r.note, "created_by": r.created_by,
+             "created_at": r.created_at, "version": r.version}
+            for r in session.exec(stmt).all()]
+    return _frame(rows, SOURCE_COLUMNS)
+
+
+def article_scorecard(session: Session) -> pd.DataFrame:
+    """Per current article: how its claims stand on fitting evidence, and its citations.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``SCORECARD_COLUMNS``: claims; claims with a fitting cited study; with only
+        fitting discovered evidence; with no fitting evidence; regulatory statements still
+        needing a regulatory source; scholarly citations; and citations whose study fits
+        no claim of the article (``addresses_no_claim``).
+    """
+    arts = session.exec(select(Article).where(col(Article.is_current))
+                        .order_by(col(Article.id))).all()
+    ids = [a.id for a in arts]
+    fitting: dict[int, set[str]] = {}
+    if ids:
+        for cid, origin in session.exec(
+            select(EvidenceLink.claim_id, EvidenceLink.origin)
+            .join(Claim, col(EvidenceLink.claim_id) == col(Claim.id))
+            .where(col(Claim.article_id).in_(ids), col(EvidenceLink.fits).is_(True))
+        ).all():
+            fitting.setdefault(int(cid), set()).add(origin)
+    rows = []
+    for a in arts:
+        claims_ = session.exec(select(Claim.id, Claim.flags)
+                               .where(Claim.article_id == a.id)).all()
+        cites = session.exec(select(Citation.kind, Citation.flags)
+                             .where(Citation.article_id == a.id)).all()
+        cited = sum(1 for cid, _ in claims_ if "cited" in fitting.get(int(cid or 0), set()))
+        any_fit = sum(1 for cid, _ in claims_ if fitting.get(int(cid or 0)))
+        rows.append({
+            "article_id": a.id, "title": a.title, "source": a.source, "claims": len(claims_),
+            "with_fitting_citation": cited, "only_discovered": any_fit - cited,
+            "no_fitting_evidence": len(claims_) - any_fit,
+            "needs_regulatory_source": sum(1 for _, f in claims_
+                                           if "needs_regulatory_source" in (f or [])),
+            "scholarly_citations": sum(1 for k, _ in cites if k != "web"),
+            "citations_addressing_no_claim": sum(1 for _, f in cites
+                                                 if "addresses_no_claim" in (f or [])),
+        })
+    return _frame(rows, SCORECARD_COLUMNS)
 
 
 def flag_counts(session: Session) -> pd.DataFrame:

@@ -36,13 +36,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from evidence import audit, crud
+from evidence import audit, crud, linking
 from evidence.config import Settings, get_settings
 from evidence.errors import InputError, NotFound, StaleWrite
-from evidence.grading import certainty_departs
+from evidence.grading import CertaintySuggestion, certainty_departs
 from evidence.models import (
     ACTIONS,
     CERTAINTY,
+    CLAIM_SOURCE_KINDS,
     DOMAIN_RATINGS,
     GRADE_DOMAINS,
     RELEVANCE,
@@ -52,6 +53,7 @@ from evidence.models import (
     Assessment,
     AuditEvent,
     Claim,
+    ClaimSource,
     EvidenceLink,
     Study,
     Verdict,
@@ -63,22 +65,22 @@ ADJUDICATE_ROLES = ("adjudicator",)
 
 # Queue priority = check-worthiness x (1 + the sum of the weights of the claim's flags).
 # A claim resting on retracted evidence is twice as urgent as the same claim unflagged; a
-# citation that does not address the claim comes next; no fitting citation, or no
-# evidence found at all, next (a claim with neither is as urgent as retracted evidence);
-# indirect evidence (another population or condition) is the mildest signal.
+# regulatory statement that needs the regulator's record comes next; no fitting citation,
+# or no fitting evidence found at all, next (a claim with neither is as urgent as
+# retracted evidence); indirect evidence (another population or condition) is the mildest signal.
 PRIORITY_FLAG_WEIGHTS: dict[str, float] = {
     "retracted_evidence": 1.0,
-    "cited_not_addressing": 0.75,
+    "needs_regulatory_source": 0.75,
     "no_fitting_citation": 0.5,
     "no_evidence": 0.5,
     "indirect_evidence": 0.25,
 }
 FLAG_LABELS: dict[str, str] = {
     "no_fitting_citation": "no fitting citation",
-    "cited_not_addressing": "cited but irrelevant",
+    "needs_regulatory_source": "needs a regulatory source",
     "retracted_evidence": "retracted evidence",
     "indirect_evidence": "indirect evidence",
-    "no_evidence": "no evidence found",
+    "no_evidence": "no fitting evidence",
 }
 STAGES = ("awaiting review", "awaiting second review", "disagreement", "ready for final",
           "final")
@@ -419,6 +421,8 @@ def save_assessment(
     row: Assessment = _write_row(session, model=Assessment, existing=existing, values=values,
                                  expected_version=expected_version, actor=user.username,
                                  entity="assessment", fields=_ASSESSMENT_FIELDS)
+    # The suggestion follows the reviewers' work: recomputed from the assessed links.
+    linking.refresh_claim_derived(session, link.claim_id, actor=user.username)
     return row
 
 
@@ -524,11 +528,13 @@ def _save(
     ratings = _domains(domains)
     claim = _lock_claim(session, claim_id)
     rationale = rationale.strip()
-    if rationale_required(claim.suggested_certainty, certainty) and not rationale:
-        assert claim.suggested_certainty is not None
+    suggestion = suggestion_for(session, claim=claim, user=user, kind=kind)
+    suggested = suggestion.level if suggestion else None
+    if rationale_required(suggested, certainty) and not rationale:
+        assert suggested is not None
         raise InputError(
             f"a rationale is required: the certainty you chose ({_label(certainty)}) departs "
-            f"from the suggested certainty ({_label(claim.suggested_certainty)})"
+            f"from the suggested certainty ({_label(suggested)})"
         )
     stmt = select(Verdict).where(Verdict.claim_id == claim_id, Verdict.kind == kind)
     if kind == "review":
@@ -538,8 +544,8 @@ def _save(
         "substantiation": substantiation, "certainty": certainty, "domains": ratings,
         "rationale": rationale, "action": action, "submitted": True,
         "reviewer_id": user.id, "canonical_claim_id": claim.canonical_id,
-        "suggested_certainty": claim.suggested_certainty,
-        "suggestion_reasons": list(claim.suggestion_reasons or []),
+        "suggested_certainty": suggested,
+        "suggestion_reasons": list(suggestion.reasons) if suggestion else [],
     }
     if existing is None:
         values.update(claim_id=claim_id, kind=kind)
@@ -548,6 +554,34 @@ def _save(
                                   entity="verdict", fields=_VERDICT_FIELDS)
     _update_status(session, claim=claim, actor=user.username)
     return verdict
+
+
+def suggestion_for(
+    session: Session, *, claim: Claim, user: AppUser | None, kind: str = "review",
+    settings: Settings | None = None,
+) -> CertaintySuggestion | None:
+    """The certainty suggestion a user sees on a claim's verdict form.
+
+    Under dual independent review a reviewer's suggestion comes from their own
+    assessments only (another reviewer's stances would unblind them); an adjudicator's
+    final verdict, and every verdict when review is not independent, uses every
+    assessment. With no assessment the suggestion rests on the linked records alone.
+
+    Returns
+    -------
+    CertaintySuggestion or None
+        None for a claim that has never been linked (nothing to suggest from).
+    """
+    independent = (settings or get_settings()).independent_review
+    own = kind == "review" and independent and user is not None and user.id is not None
+    suggestion = linking.claim_certainty(session, claim,
+                                         reviewer_id=user.id if own and user else None)
+    if claim.suggested_certainty is None and suggestion.basis == "metadata":
+        has_links = session.exec(select(EvidenceLink.id)
+                                 .where(EvidenceLink.claim_id == claim.id)).first()
+        if has_links is None:
+            return None
+    return suggestion
 
 
 def _update_status(session: Session, *, claim: Claim, actor: str) -> Claim:
@@ -588,6 +622,71 @@ def clean_pmid(pmid: str) -> str:
     if not _PMID_RE.match(cleaned):
         raise InputError(f"{pmid.strip()!r} is not a PubMed id (PMIDs are digits, e.g. 31109201)")
     return cleaned
+
+
+_SOURCE_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+def add_claim_source(
+    session: Session,
+    *,
+    user: AppUser | None,
+    claim_id: int,
+    kind: str,
+    url: str,
+    title: str = "",
+    note: str = "",
+) -> ClaimSource:
+    """Attach a non-PubMed source (drug label, regulatory decision, guideline) to a claim.
+
+    Stored, audited and exported like a study link; attaching a drug label or a regulatory
+    decision answers the claim's ``needs_regulatory_source`` flag.
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    user
+        The acting reviewer (or adjudicator / admin).
+    claim_id
+        The claim.
+    kind
+        One of ``vocabulary.SOURCE_KINDS``.
+    url
+        Where the source is (http or https).
+    title, note
+        What it is; what it shows about the claim.
+
+    Returns
+    -------
+    ClaimSource
+
+    Raises
+    ------
+    PermissionDenied
+        No user, or a viewer.
+    InputError
+        Unknown kind, a URL that is not http(s), or the same URL already attached.
+    NotFound
+        No such claim.
+    """
+    user = crud.require_role(user, *REVIEW_ROLES)
+    _check(kind, CLAIM_SOURCE_KINDS, "source kind")
+    url = url.strip()
+    if not _SOURCE_URL_RE.match(url) or len(url) > 2000:
+        raise InputError(f"{url[:80]!r} is not an http(s) URL")
+    _lock_claim(session, claim_id)
+    if session.exec(select(ClaimSource).where(ClaimSource.claim_id == claim_id,
+                                              ClaimSource.url == url)).first():
+        raise InputError(f"{url[:80]} is already attached to this claim")
+    source = ClaimSource(claim_id=claim_id, kind=kind, url=url, title=title.strip()[:1000],
+                         note=note.strip(), created_by=user.username)
+    session.add(source)
+    session.flush()
+    audit.record(session, actor=user.username, action="claim_source.add", entity="claim_source",
+                 entity_id=source.id, after=audit.snapshot(source))
+    linking.refresh_claim_derived(session, claim_id, actor=user.username)
+    return source
 
 
 def add_manual_link(

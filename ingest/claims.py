@@ -32,6 +32,8 @@ from typing import cast
 
 import Stemmer
 
+from evidence import vocabulary
+
 __all__ = [
     "CATEGORIES",
     "CATEGORY_DESCRIPTIONS",
@@ -220,11 +222,11 @@ def _cues(category: str, weight: float, *patterns: str) -> list[_Cue]:
 # Conditions and symptoms: on their own they mark an indication; with an outcome verb
 # they make an efficacy claim. Generic ones ("mental health conditions") name no
 # condition a reviewer could look up, so they weigh less.
+# Named conditions come from the domain vocabulary (`evidence.vocabulary`); these are the
+# symptoms and treatment histories a marketing text uses in their place.
 _CONDITION = (
-    r"\b(?:depress(?:ion|ive|ed)|(?:treatment|therapy)[- ]resistant|anxi\w+|ptsd"
-    r"|post[- ]traumatic|ocd|obsessive[- ]compulsive|bipolar|mdd|trd|gad|chronic pain|pain"
-    r"|crps|fibromyalgia|neuropathic|migraines?|suicid\w*|mood disorders?|psychiatric"
-    r"|panic|substance use|addiction recovery|alcohol use|cravings?|eating disorders?"
+    r"\b(?:(?:treatment|therapy)[- ]resistant|anxi\w+|panic|neuropathic|mood disorders?"
+    r"|psychiatric|addiction recovery|cravings?"
     r"|obsessions|compulsions|flashbacks|nightmares|rumination|hyperarousal|intrusive thoughts"
     r"|trauma\w*|(?:have not|haven.t|not) (?:responded|found relief)|(?:other |conventional "
     r"|traditional )?(?:treatments|therapies|medications) (?:have )?(?:failed|fall short))\b"
@@ -570,15 +572,17 @@ def score_sentence(
             if all(label != seen for _, seen in cues):
                 cues.append((match.start(), label))
 
-    condition_matches = list(_CONDITION_RE.finditer(sentence))
-    specific = [_words(m.group(0)) for m in condition_matches]
+    condition_matches = sorted(
+        [(m.start(), m.end()) for m in _CONDITION_RE.finditer(sentence)]
+        + [(a, b) for a, b, _ in vocabulary.mentions("condition", sentence)])
+    specific = [_words(sentence[a:b]) for a, b in condition_matches]
     generic = [_words(m.group(0)) for m in _GENERIC_CONDITION_RE.finditer(sentence)]
     # "have not responded" and "found no relief" describe the patients, not an outcome.
     outcome = next(
         (
             m
             for m in _OUTCOME_RE.finditer(sentence)
-            if not any(c.start() <= m.start() < c.end() for c in condition_matches)
+            if not any(a <= m.start() < b for a, b in condition_matches)
         ),
         None,
     )

@@ -19,13 +19,13 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from evidence import audit
-from evidence.grading import classify_design
+from evidence.grading import classify_design, flag_codes, study_flags
 from evidence.models import RawRecord, Study, utcnow
 from ingest.pubmed_xml import DeletedCitations, PubmedItem, PubmedRecord
 
 # Columns a reader of the audit trail needs to see change; the rest follow the record hash.
 _AUDITED = ("title", "abstract", "journal", "pub_year", "doi", "pmcid", "publication_types",
-            "is_retracted", "has_expression_of_concern", "has_erratum", "design",
+            "flags", "is_retracted", "has_expression_of_concern", "has_erratum", "design",
             "evidence_level", "deleted", "record_sha256", "raw_record_id", "pmid_version")
 CHUNK = 500
 
@@ -82,6 +82,8 @@ def study_values(
     mesh_names = [m.descriptor for m in record.mesh]
     design = classify_design(record.publication_types, mesh_names, title=record.title,
                              abstract=record.abstract or "")
+    flags = [{"code": f.code, "reason": f.reason} for f in record.flags()]
+    codes = {f["code"] for f in flags}
     now = utcnow()
     return {
         "pmid": record.pmid,
@@ -110,9 +112,10 @@ def study_values(
         "comments_corrections": [{"ref_type": c.ref_type, "pmid": c.pmid,
                                   "ref_source": c.ref_source}
                                  for c in record.comments_corrections],
-        "is_retracted": record.is_retracted,
-        "has_expression_of_concern": record.has_expression_of_concern,
-        "has_erratum": record.has_erratum,
+        "flags": flags,
+        "is_retracted": "retracted" in codes,
+        "has_expression_of_concern": "expression_of_concern" in codes,
+        "has_erratum": bool({"erratum", "corrected_and_republished"} & codes),
         "design": design.design,
         "evidence_level": str(design.level),
         "design_rank": design.rank,
@@ -291,15 +294,24 @@ def mark_deleted(session: Session, pmids: Sequence[str], *, actor: str) -> int:
     """Mark studies deleted by a ``DeleteCitation`` (rows stay for the audit trail)."""
     n = 0
     for chunk in _chunks(list(pmids), CHUNK):
-        hit = session.exec(
-            select(Study.pmid).where(col(Study.pmid).in_(chunk), col(Study.deleted).is_(False))
+        rows = session.exec(
+            select(Study.id, Study.pmid, Study.flags)
+            .where(col(Study.pmid).in_(chunk), col(Study.deleted).is_(False))
         ).all()
-        if not hit:
+        if not rows:
             continue
-        session.execute(
-            update(Study).where(col(Study.pmid).in_(hit))
-            .values(deleted=True, updated_at=utcnow(), version=Study.version + 1)
-        )
+        hit = [pmid for _, pmid, _ in rows]
+        deleted = {"code": "deleted",
+                   "reason": study_flags(publication_types=(), deleted=True)[0].reason}
+        for sid, _, flags in rows:
+            kept = [f for f in flags or [] if f.get("code") != "deleted"]
+            codes = flag_codes([*kept, deleted])
+            by_code = {f["code"]: f for f in [*kept, deleted]}
+            session.execute(
+                update(Study).where(col(Study.id) == sid)
+                .values(deleted=True, flags=[by_code[c] for c in codes], updated_at=utcnow(),
+                        version=Study.version + 1)
+            )
         audit.record(session, actor=actor, action="study.delete", entity="study",
                      entity_id=f"{hit[0]}..{hit[-1]}", before={"deleted": False},
                      after={"deleted": True, "pmids": list(hit)})

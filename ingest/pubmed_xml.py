@@ -58,6 +58,7 @@ from typing import IO, Any, TypeAlias
 from lxml import etree
 
 from evidence.errors import InputError, ParseError
+from evidence.grading import Flag, study_flags
 
 __all__ = [
     "AbstractSection",
@@ -128,8 +129,6 @@ _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNOREC
 _ORCID_CHARS = re.compile(r"[^0-9X]")
 _ORCID_FORM = re.compile(r"\d{15}[\dX]")
 
-_RETRACTED_TYPE = "Retracted Publication"
-_RETRACTION_NOTICE_TYPE = "Retraction of Publication"
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,30 +375,40 @@ class PubmedRecord:
     book_title: str | None
     publisher: str | None
 
-    def _has_link(self, *ref_types: str) -> bool:
-        return any(cc.ref_type in ref_types for cc in self.comments_corrections)
+    def flags(self) -> tuple[Flag, ...]:
+        """The study flags (retracted, expression of concern, erratum, ...) with reasons.
+
+        Computed by `evidence.grading.study_flags`, the one implementation of flags, from
+        the record's publication types, CommentsCorrections and languages.
+        """
+        return study_flags(
+            publication_types=self.publication_types,
+            comments_corrections=[(c.ref_type, c.pmid) for c in self.comments_corrections],
+            languages=self.languages,
+        )
+
+    def _flagged(self, code: str) -> bool:
+        return any(f.code == code for f in self.flags())
 
     @property
     def is_retracted(self) -> bool:
         """True when the record is marked "Retracted Publication" or links a retraction."""
-        return _RETRACTED_TYPE in self.publication_types or self._has_link(
-            "RetractionIn", "RetractedandRepublishedIn"
-        )
+        return self._flagged("retracted")
 
     @property
     def is_retraction_notice(self) -> bool:
         """True when the record is itself a retraction notice."""
-        return _RETRACTION_NOTICE_TYPE in self.publication_types or self._has_link("RetractionOf")
+        return self._flagged("retraction_notice")
 
     @property
     def has_expression_of_concern(self) -> bool:
         """True when an expression of concern about this record has been published."""
-        return self._has_link("ExpressionOfConcernIn")
+        return self._flagged("expression_of_concern")
 
     @property
     def has_erratum(self) -> bool:
-        """True when an erratum to this record has been published (``ErratumIn``)."""
-        return self._has_link("ErratumIn")
+        """True when an erratum was published, or the record corrected and republished."""
+        return self._flagged("erratum") or self._flagged("corrected_and_republished")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as JSON-safe data (dicts, lists, str, int, bool, None).

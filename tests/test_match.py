@@ -305,8 +305,9 @@ def test_explain_with_no_overlap_is_empty() -> None:
 def test_pubmed_query_for_ketamine_depression_efficacy_claim() -> None:
     query = build_pubmed_query("Ketamine relieves depression", category="efficacy")
     assert query == (
-        '(ketamine[tiab] OR esketamine[tiab] OR "ketamine"[mh]) AND '
-        '(depress*[tiab] OR "depressive disorder"[mh]) AND (Therapy/Broad[filter])'
+        '(ketamine[tiab] OR esketamine[tiab] OR "Ketamine"[mh]) AND '
+        '(depress*[tiab] OR "Depression"[mh] OR "Depressive Disorder"[mh] OR '
+        '"Depressive Disorder, Major"[mh]) AND (Therapy/Broad[filter])'
     )
 
 
@@ -321,9 +322,9 @@ def test_pubmed_query_adds_the_therapy_filter_only_for_therapy_categories() -> N
 def test_pubmed_query_recognises_brands_outcomes_and_narrower_conditions() -> None:
     query = build_pubmed_query("Spravato works within hours for treatment-resistant depression")
     assert query.startswith("(ketamine[tiab] OR esketamine[tiab]")
-    assert '"depressive disorder, treatment-resistant"[mh]' in query
+    assert '"Depressive Disorder, Treatment-Resistant"[mh]' in query
     # TRD replaces the broader depression block instead of AND-ing both.
-    assert '"depressive disorder"[mh]' not in query
+    assert '"Depressive Disorder"[mh]' not in query
     assert "(rapid*[tiab] OR onset[tiab]" in query
     blocks = query.split(" AND ")
     assert len(blocks) == 3
