@@ -191,20 +191,20 @@ def test_efetch_1000_pmids_takes_at_most_6_requests(fake_eutils: FakeEutils) -> 
 
 def test_efetch_fetches_duplicates_once_and_rejects_bad_input(fake_eutils: FakeEutils) -> None:
     client = client_for(fake_eutils)
-    list(client.efetch_pubmed(["33000001", "33000002", " 33000001 "]))
-    assert fake_eutils.requests[0].ids == ["33000001", "33000002"]
+    list(client.efetch_pubmed(["90003301", "90003302", " 90003301 "]))
+    assert fake_eutils.requests[0].ids == ["90003301", "90003302"]
     with pytest.raises(ValueError, match="not a PMID"):
-        client.efetch_pubmed(["33000001", "doi:10.1/x"])
+        client.efetch_pubmed(["90003301", "doi:10.1/x"])
     with pytest.raises(ValueError, match="batch_size"):
         client.efetch_pubmed(["1"], batch_size=201)
     assert len(fake_eutils.requests) == 1
 
 
 def test_efetch_serves_records_registered_by_tests(fake_eutils: FakeEutils) -> None:
-    record = b'<PubmedArticle><MedlineCitation><PMID Version="1">42</PMID></MedlineCitation>'
+    record = b'<PubmedArticle><MedlineCitation><PMID Version="1">90000042</PMID></MedlineCitation>'
     record += b"<PubmedData/></PubmedArticle>"
-    fake_eutils.add_record("42", record)
-    [raw] = client_for(fake_eutils).efetch_pubmed(["42"])
+    fake_eutils.add_record("90000042", record)
+    [raw] = client_for(fake_eutils).efetch_pubmed(["90000042"])
     assert record in raw.body
 
 
@@ -488,63 +488,63 @@ def test_biopython_module_globals_are_neither_used_nor_changed(
 
 def test_dois_resolve_in_one_batch_and_map_back(fake_eutils: FakeEutils) -> None:
     fake_eutils.add_doi("10.1056/NEJMoa1715274", "29768149")
-    fake_eutils.add_doi("10.1016/j.jad.2020.01.001", "31999999")
-    fake_eutils.add_doi("10.1002/da.22951", "31000001")
+    fake_eutils.add_doi("10.5555/jad.2020.01.001", "90003999")
+    fake_eutils.add_doi("10.5555/da.22951", "90003001")
     inputs = [
-        "10.1002/da.22951",
+        "10.5555/da.22951",
         "doi:10.1056/nejmoa1715274",
-        "https://doi.org/10.1016/j.jad.2020.01.001",
+        "https://doi.org/10.5555/jad.2020.01.001",
         "10.9999/not-in-pubmed",
         "not a doi",
     ]
     assert client_for(fake_eutils).dois_to_pmids(inputs) == {
-        "10.1002/da.22951": "31000001",
+        "10.5555/da.22951": "90003001",
         "doi:10.1056/nejmoa1715274": "29768149",
-        "https://doi.org/10.1016/j.jad.2020.01.001": "31999999",
+        "https://doi.org/10.5555/jad.2020.01.001": "90003999",
         "10.9999/not-in-pubmed": None,
         "not a doi": None,
     }
     search, summary = fake_eutils.requests
     assert search.utility == "esearch" and summary.utility == "esummary"
     assert search.param("term") == (
-        '"10.1002/da.22951"[AID] OR "10.1056/nejmoa1715274"[AID] OR '
-        '"10.1016/j.jad.2020.01.001"[AID] OR "10.9999/not-in-pubmed"[AID]'
+        '"10.5555/da.22951"[AID] OR "10.1056/nejmoa1715274"[AID] OR '
+        '"10.5555/jad.2020.01.001"[AID] OR "10.9999/not-in-pubmed"[AID]'
     )
-    assert sorted(summary.ids) == ["29768149", "31000001", "31999999"]
+    assert sorted(summary.ids) == ["29768149", "90003001", "90003999"]
 
 
 def test_doi_shared_by_two_records_maps_to_lowest_pmid(fake_eutils: FakeEutils) -> None:
-    fake_eutils.add_doi("10.1000/shared.1", "40000002")
-    fake_eutils.add_doi("10.1000/shared.1", "40000001")
-    fake_eutils.add_doi("10.1000/other.2", "40000003")
-    result = client_for(fake_eutils).dois_to_pmids(["10.1000/shared.1", "10.1000/other.2"])
-    assert result == {"10.1000/shared.1": "40000001", "10.1000/other.2": "40000003"}
+    fake_eutils.add_doi("10.5555/shared.1", "90003102")
+    fake_eutils.add_doi("10.5555/shared.1", "90003101")
+    fake_eutils.add_doi("10.5555/other.2", "90003103")
+    result = client_for(fake_eutils).dois_to_pmids(["10.5555/shared.1", "10.5555/other.2"])
+    assert result == {"10.5555/shared.1": "90003101", "10.5555/other.2": "90003103"}
 
 
 def test_single_doi_with_single_match_needs_one_request(fake_eutils: FakeEutils) -> None:
-    fake_eutils.add_doi("10.1000/only.one", "40000010")
-    assert client_for(fake_eutils).dois_to_pmids(["10.1000/only.one"]) == {
-        "10.1000/only.one": "40000010"
+    fake_eutils.add_doi("10.5555/only.one", "90003110")
+    assert client_for(fake_eutils).dois_to_pmids(["10.5555/only.one"]) == {
+        "10.5555/only.one": "90003110"
     }
     assert [r.utility for r in fake_eutils.requests] == ["esearch"]
 
 
 def test_unusual_dois_are_searched_alone_and_quotes_never_sent(fake_eutils: FakeEutils) -> None:
-    sici = "10.1002/(SICI)1097-4636(199603)30:3<305::AID-JBM3>3.0.CO;2-N"
-    fake_eutils.add_doi(sici, "40000020")
-    fake_eutils.add_doi("10.1000/plain", "40000021")
-    result = client_for(fake_eutils).dois_to_pmids([sici, "10.1000/plain", '10.1000/a"b'])
-    assert result == {sici: "40000020", "10.1000/plain": "40000021", '10.1000/a"b': None}
+    sici = "10.5555/(SICI)1097-4636(199603)30:3<305::AID-JBM3>3.0.CO;2-N"
+    fake_eutils.add_doi(sici, "90003120")
+    fake_eutils.add_doi("10.5555/plain", "90003121")
+    result = client_for(fake_eutils).dois_to_pmids([sici, "10.5555/plain", '10.5555/a"b'])
+    assert result == {sici: "90003120", "10.5555/plain": "90003121", '10.5555/a"b': None}
     terms = [r.param("term") for r in fake_eutils.requests if r.utility == "esearch"]
-    assert terms == ['"10.1000/plain"[AID]', f'"{sici}"[AID]']
+    assert terms == ['"10.5555/plain"[AID]', f'"{sici}"[AID]']
 
 
 def test_many_dois_are_batched_50_per_search(fake_eutils: FakeEutils) -> None:
-    dois = [f"10.1000/batch.{n}" for n in range(120)]
+    dois = [f"10.5555/batch.{n}" for n in range(120)]
     for n, doi in enumerate(dois):
-        fake_eutils.add_doi(doi, str(41_000_000 + n))
+        fake_eutils.add_doi(doi, str(90_004_000 + n))
     result = client_for(fake_eutils, api_key=KEY).dois_to_pmids(dois)
-    assert result == {doi: str(41_000_000 + n) for n, doi in enumerate(dois)}
+    assert result == {doi: str(90_004_000 + n) for n, doi in enumerate(dois)}
     searches = [r for r in fake_eutils.requests if r.utility == "esearch"]
     assert [r.param("term").count("[AID]") for r in searches] == [50, 50, 20]  # type: ignore[union-attr]
     assert len(fake_eutils.requests) == 6
@@ -552,13 +552,13 @@ def test_many_dois_are_batched_50_per_search(fake_eutils: FakeEutils) -> None:
 
 def test_pmcids_resolve_through_one_elink_request(fake_eutils: FakeEutils) -> None:
     fake_eutils.add_pmcid("PMC8435807", "34527728")
-    fake_eutils.add_pmcid("PMC123456", "20000001")
-    inputs = ["PMC8435807", "pmc123456", "123456", "PMC999", "PMCxyz"]
+    fake_eutils.add_pmcid("PMC90000123", "90003201")
+    inputs = ["PMC8435807", "pmc90000123", "90000123", "PMC90000999", "PMCxyz"]
     assert client_for(fake_eutils).pmcids_to_pmids(inputs) == {
         "PMC8435807": "34527728",
-        "pmc123456": "20000001",
-        "123456": "20000001",
-        "PMC999": None,
+        "pmc90000123": "90003201",
+        "90000123": "90003201",
+        "PMC90000999": None,
         "PMCxyz": None,
     }
     [sent] = fake_eutils.requests
@@ -567,15 +567,15 @@ def test_pmcids_resolve_through_one_elink_request(fake_eutils: FakeEutils) -> No
         "pubmed",
         "pmc_pubmed",
     )
-    assert sent.params["id"] == ["8435807", "123456", "999"]  # one parameter per id
+    assert sent.params["id"] == ["8435807", "90000123", "90000999"]  # one parameter per id
 
 
 def test_many_pmcids_are_batched(fake_eutils: FakeEutils) -> None:
-    pmcs = [f"PMC{7_000_000 + n}" for n in range(250)]
+    pmcs = [f"PMC{90_006_000 + n}" for n in range(250)]
     for n, pmc in enumerate(pmcs):
-        fake_eutils.add_pmcid(pmc, str(42_000_000 + n))
+        fake_eutils.add_pmcid(pmc, str(90_005_000 + n))
     result = client_for(fake_eutils, api_key=KEY).pmcids_to_pmids(pmcs)
-    assert result == {pmc: str(42_000_000 + n) for n, pmc in enumerate(pmcs)}
+    assert result == {pmc: str(90_005_000 + n) for n, pmc in enumerate(pmcs)}
     assert [r.id_count for r in fake_eutils.requests] == [100, 100, 50]
     assert [r.method for r in fake_eutils.requests] == ["POST", "POST", "GET"]
 
