@@ -58,22 +58,21 @@ ARTICLE_004 = "004_fd66a576c14499d5.txt"
 # URL). Modelled content: a case series, not the real record.
 SEED_CASE_SERIES: dict[str, Any] = dict(
     pmid="90000101",
-    title="Group intramuscular ketamine sessions for patients in residential eating-disorder "
-          "treatment with comorbid depression and anxiety: a case series",
-    abstract="BACKGROUND: Patients with eating disorders often have depression and anxiety "
-             "that respond poorly to standard care. METHODS: We describe five adults in a "
+    title="Group intramuscular ketamine sessions in residential eating-disorder treatment: a "
+          "case series",
+    abstract="BACKGROUND: Patients in residential treatment for eating disorders have few "
+             "options when standard care fails. METHODS: We describe five adults in a "
              "residential eating-disorder programme who received intramuscular ketamine in "
              "small group sessions with preparation and integration psychotherapy. There was "
-             "no control group. Depression and anxiety scales and eating-disorder "
-             "questionnaires were completed before and after the course. RESULTS: Four of "
-             "the five patients reported lower depression and anxiety scores after the "
-             "sessions; eating-disorder scores changed little. Transient dissociation and "
-             "nausea were reported. CONCLUSIONS: Group ketamine sessions were feasible in a "
-             "residential setting; controlled trials are needed.",
+             "no control group. Eating-disorder questionnaires and session experiences were "
+             "recorded before and after the course. RESULTS: Three of the five patients "
+             "reported fewer eating-disorder symptoms after the sessions. Transient "
+             "dissociation and nausea were reported. CONCLUSIONS: Group ketamine sessions were "
+             "feasible in a residential eating-disorder setting; controlled studies are "
+             "needed.",
     publication_types=("Journal Article",),
     mesh=("Humans", "Adult", "Female", "Male", "Ketamine", "Feeding and Eating Disorders",
-          "Depression", "Anxiety", "Injections, Intramuscular", "Psychotherapy, Group",
-          "Residential Treatment"),
+          "Injections, Intramuscular", "Psychotherapy, Group", "Residential Treatment"),
     year=2022,
     journal="Synthetic Journal of Eating Disorders",
     doi="10.5555/seed.1",
@@ -111,7 +110,7 @@ SEED_KETOGENIC_PILOT: dict[str, Any] = dict(
              "with chronic anorexia nervosa followed a supervised ketogenic diet and, once "
              "in ketosis, received a series of intravenous ketamine infusions. All "
              "participants received the same treatment; there was no comparison group. "
-             "Eating-disorder psychopathology and mood were rated at baseline and follow-up. "
+             "Eating-disorder psychopathology was rated at baseline and at follow-up. "
              "RESULTS: Eating-disorder symptom scores fell in most participants and some "
              "improvement persisted at follow-up. CONCLUSION: The combination was feasible; "
              "randomised studies are needed to test efficacy.",
