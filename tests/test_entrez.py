@@ -164,19 +164,19 @@ def test_raw_response_records_request_and_retrieval(fake_eutils: FakeEutils) -> 
 
 
 def test_efetch_sends_at_most_200_ids_per_request(fake_eutils: FakeEutils) -> None:
-    ids = pmids(30_000_000, 450)
+    ids = pmids(91_000_000, 450)
     bodies = list(client_for(fake_eutils).efetch_pubmed(ids))
     sent = fake_eutils.requests
     assert [r.id_count for r in sent] == [200, 200, 50]
     assert [i for r in sent for i in r.ids] == ids
     assert sum(b.body.count(b"<PubmedArticle>") for b in bodies) == 450
-    assert b'<PMID Version="1">30000449</PMID>' in bodies[-1].body
+    assert b'<PMID Version="1">91000449</PMID>' in bodies[-1].body
 
 
 def test_efetch_posts_long_id_lists_and_gets_short_ones(fake_eutils: FakeEutils) -> None:
     client = client_for(fake_eutils)
-    [short] = client.efetch_pubmed(pmids(31_000_000, 3))
-    [long] = client.efetch_pubmed(pmids(31_000_100, 60))
+    [short] = client.efetch_pubmed(pmids(92_000_000, 3))
+    [long] = client.efetch_pubmed(pmids(92_000_100, 60))
     assert [r.method for r in fake_eutils.requests] == ["GET", "POST"]
     assert (short.method, long.method) == ("GET", "POST")
     assert long.url == fake_eutils.url + "efetch.fcgi"
@@ -184,7 +184,7 @@ def test_efetch_posts_long_id_lists_and_gets_short_ones(fake_eutils: FakeEutils)
 
 
 def test_efetch_1000_pmids_takes_at_most_6_requests(fake_eutils: FakeEutils) -> None:
-    bodies = list(client_for(fake_eutils).efetch_pubmed(pmids(32_000_000, 1000)))
+    bodies = list(client_for(fake_eutils).efetch_pubmed(pmids(93_000_000, 1000)))
     assert len(fake_eutils.requests) <= 6
     assert sum(b.body.count(b"<PubmedArticle>") for b in bodies) == 1000
 
@@ -210,7 +210,7 @@ def test_efetch_serves_records_registered_by_tests(fake_eutils: FakeEutils) -> N
 
 def test_efetch_history_pages_through_posted_set(fake_eutils: FakeEutils) -> None:
     client = client_for(fake_eutils)
-    ids = pmids(34_000_000, 450)
+    ids = pmids(95_000_000, 450)
     webenv, query_key, _ = client.epost(ids)
     assert fake_eutils.history(webenv, query_key) == ids
     bodies = list(client.efetch_pubmed_history(webenv, query_key, len(ids)))
@@ -225,13 +225,13 @@ def test_efetch_history_pages_through_posted_set(fake_eutils: FakeEutils) -> Non
 
 
 def test_esearch_usehistory_then_fetch_from_history(fake_eutils: FakeEutils) -> None:
-    fake_eutils.set_search("ketamine AND depression", pmids(35_000_000, 7))
+    fake_eutils.set_search("ketamine AND depression", pmids(96_000_000, 7))
     client = client_for(fake_eutils)
     found = client.esearch("ketamine AND depression", usehistory=True, retmax=0)
     assert found.count == 7 and found.webenv and found.query_key
     [raw] = client.efetch_pubmed_history(found.webenv, found.query_key, found.count)
     assert raw.body.count(b"<PubmedArticle>") == 7
-    assert b'<PMID Version="1">35000006</PMID>' in raw.body
+    assert b'<PMID Version="1">96000006</PMID>' in raw.body
 
 
 # -- rate limiting ----------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_dropped_connection_is_retried(fake_eutils: FakeEutils) -> None:
 
 def test_body_shorter_than_content_length_is_retried(fake_eutils: FakeEutils) -> None:
     fake_eutils.inject(Fault.incomplete(utility="efetch"))
-    [raw] = client_for(fake_eutils, backoff_base=0.05).efetch_pubmed(pmids(36_000_000, 5))
+    [raw] = client_for(fake_eutils, backoff_base=0.05).efetch_pubmed(pmids(97_000_000, 5))
     assert raw.body.count(b"<PubmedArticle>") == 5
     assert len(fake_eutils.requests) == 2
 
@@ -374,7 +374,7 @@ def test_retry_after_beyond_budget_gives_up_at_once(fake_eutils: FakeEutils) -> 
     fake_eutils.inject(Fault.too_many_requests(retry_after=600, utility="efetch"))
     started = time.monotonic()
     with pytest.raises(NCBIUnavailable, match=r"efetch: .*1 attempt\(s\).*HTTP 429"):
-        list(client_for(fake_eutils, max_wait=10).efetch_pubmed(["1"]))
+        list(client_for(fake_eutils, max_wait=10).efetch_pubmed(["90000001"]))
     assert time.monotonic() - started < 2.0
     assert len(fake_eutils.requests) == 1
 
@@ -392,7 +392,7 @@ def test_error_element_in_200_response_raises_ncbi_error(fake_eutils: FakeEutils
 def test_error_element_in_efetch_body_raises_ncbi_error(fake_eutils: FakeEutils) -> None:
     fake_eutils.inject(Fault.error_body("Unable to obtain query #1", utility="efetch"))
     with pytest.raises(NCBIError, match="Unable to obtain query #1"):
-        list(client_for(fake_eutils).efetch_pubmed(["1", "2"]))
+        list(client_for(fake_eutils).efetch_pubmed(["90000001", "90000002"]))
 
 
 def test_http_400_with_error_body_raises_ncbi_error_without_retry(
@@ -409,14 +409,14 @@ def test_truncated_efetch_body_raises_and_yields_nothing_partial(
     fake_eutils: FakeEutils,
 ) -> None:
     fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))
-    batches = client_for(fake_eutils).efetch_pubmed(pmids(37_000_000, 3))
+    batches = client_for(fake_eutils).efetch_pubmed(pmids(98_000_000, 3))
     with pytest.raises(ParseError, match="does not end with </PubmedArticleSet>"):
         next(batches)
     assert len(fake_eutils.requests) == 1
 
 
 def test_truncated_second_batch_raises_after_complete_first(fake_eutils: FakeEutils) -> None:
-    batches = client_for(fake_eutils).efetch_pubmed(pmids(37_100_000, 10), batch_size=5)
+    batches = client_for(fake_eutils).efetch_pubmed(pmids(98_100_000, 10), batch_size=5)
     first = next(batches)
     assert first.body.rstrip().endswith(b"</PubmedArticleSet>")
     fake_eutils.inject(Fault.truncated(0.9, utility="efetch"))
@@ -439,8 +439,8 @@ def test_api_key_is_sent_but_never_stored_logged_or_raised(
     caplog.set_level(logging.DEBUG)
     client = client_for(fake_eutils, api_key=KEY, max_wait=1.0, backoff_base=0.05)
     raws = [client.esearch("biopython").raw, client.epost(["11237011"]).raw]
-    raws += list(client.efetch_pubmed(pmids(38_000_000, 3)))  # GET
-    raws += list(client.efetch_pubmed(pmids(38_000_100, 80)))  # POST
+    raws += list(client.efetch_pubmed(pmids(99_000_000, 3)))  # GET
+    raws += list(client.efetch_pubmed(pmids(99_000_100, 80)))  # POST
     # NCBI's 429 JSON echoes the key back; it must not leak through our messages.
     leaky = f'{{"error":"API rate limit exceeded","api-key":"{KEY}"}}'.encode()
     fake_eutils.inject(Fault.too_many_requests(body=leaky), times=50)
@@ -452,7 +452,7 @@ def test_api_key_is_sent_but_never_stored_logged_or_raised(
         client.esearch("biopython")
     fake_eutils.inject(Fault.error_body(f"bad api_key {KEY}", utility="efetch"))
     with pytest.raises(NCBIError) as refused_in_body:
-        list(client.efetch_pubmed(["1"]))
+        list(client.efetch_pubmed(["90000001"]))
 
     assert all(r.param("api_key") == KEY for r in fake_eutils.requests)
     for raw in raws:
