@@ -39,7 +39,7 @@ HEADER = (
 )
 FOOTER = b"</PubmedArticleSet>\n"
 _MARK = "@@PMID@@"
-FIRST_PMID = 40_000_000
+FIRST_PMID = 91_000_000  # synthetic range (90000000+): never a real PubMed id
 
 
 def fixture_paths(fixtures: Path = FIXTURES) -> list[Path]:

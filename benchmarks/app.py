@@ -100,12 +100,12 @@ def seed(engine: Engine, *, claims: int, links_per_claim: int, rng: random.Rando
         for sid in range(1, n_studies + 1):
             abstract = " ".join(_sentence(rng, 18) for _ in range(8))
             study_rows.append({
-                **stamp, "id": sid, "pmid": str(20000000 + sid),
+                **stamp, "id": sid, "pmid": str(93_000_000 + sid),
                 "title": _sentence(rng, 12), "abstract": abstract,
                 "journal": "Journal of Affective Disorders", "pub_year": 2000 + sid % 24,
                 "design": rng.choice(["rct", "cohort", "case_report", "narrative_review"]),
                 "evidence_level": rng.choice(["1b", "2b", "4", "5"]), "design_rank": 50,
-                "is_retracted": sid % 97 == 0, "doi": f"10.1000/{sid}",
+                "is_retracted": sid % 97 == 0, "doi": f"10.5555/bench.{sid}",
                 "pmid_version": 1, "is_book": False, "abstract_sections": [],
                 "authors": [], "languages": ["eng"], "publication_types": [], "mesh": [],
                 "keywords": [], "comments_corrections": [], "design_reasons": [],

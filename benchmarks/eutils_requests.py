@@ -35,7 +35,7 @@ from tests.fake_eutils import FakeEutils
 
 EMAIL = "benchmark@substantiate.example"
 BENCH_KEY = "benchmark-api-key"
-FIRST_PMID = 20_000_000
+FIRST_PMID = 92_000_000  # synthetic range (90000000+): never a real PubMed id
 TARGET_MAX_REQUESTS = 6
 
 

@@ -28,6 +28,8 @@ from evidence.models import (
 
 # Unique per process too, so factories can add to a database another process seeded.
 _seq = itertools.count(1 + uuid.uuid4().int % 10**6 * 100)
+#: Default PMIDs start here: a factory-made study must never carry a real PubMed id.
+SYNTHETIC_PMID_BASE = 90_000_000
 _hashes: dict[str, str] = {}  # argon2 is slow on purpose; hash each test password once
 
 
@@ -125,7 +127,7 @@ def make_study(
     n = next(_seq)
     fields.setdefault("journal", "Journal of Affective Disorders")
     fields.setdefault("pub_year", 2020)
-    study = Study(pmid=pmid or str(n), title=title, abstract=abstract,
+    study = Study(pmid=pmid or str(SYNTHETIC_PMID_BASE + n), title=title, abstract=abstract,
                   design=design, evidence_level=evidence_level, design_rank=design_rank,
                   **fields)
     session.add(study)

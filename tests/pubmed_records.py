@@ -1,4 +1,9 @@
-"""Hand-written PubMed records for tests: ``article_xml(...)`` builds one PubmedArticle."""
+"""Hand-written PubMed records for tests: ``article_xml(...)`` builds one PubmedArticle.
+
+Every record here is synthetic: PMIDs from 90000000 up, DOIs under ``10.5555/`` (the
+prefix reserved for examples), PMCIDs from PMC90000000 up. A hand-written record never
+borrows a real identifier, so nothing invented is ever shown under a real PubMed id.
+"""
 
 from __future__ import annotations
 
@@ -59,9 +64,9 @@ def article_set(*articles: bytes) -> bytes:
             + b"".join(articles) + b"</PubmedArticleSet>\n")
 
 
-# Studies that bear (or pointedly do not bear) on the seed articles' claims.
+# Synthetic studies that bear (or pointedly do not bear) on ketamine-clinic claims.
 IV_KETAMINE_RCT = dict(
-    pmid="35326338",
+    pmid="90000301",
     title="Intravenous ketamine for treatment-resistant major depression: a randomized "
           "placebo-controlled trial",
     abstract="Patients with treatment-resistant depression received intravenous ketamine "
@@ -71,32 +76,40 @@ IV_KETAMINE_RCT = dict(
     publication_types=("Journal Article", "Randomized Controlled Trial"),
     mesh=("Humans", "Ketamine", "Depressive Disorder, Treatment-Resistant", "Infusions, "
           "Intravenous"),
+    doi="10.5555/test.90000301",
 )
 EATING_DISORDER_REVIEW = dict(
-    pmid="35997954",
+    pmid="90000302",
     title="Ketamine in the treatment of eating disorders: a narrative review",
     abstract="Anorexia nervosa and bulimia nervosa are eating disorders with few effective "
              "treatments. This review summarises case reports of ketamine in eating "
              "disorders.",
     publication_types=("Journal Article", "Review"),
     mesh=("Humans", "Feeding and Eating Disorders", "Anorexia Nervosa", "Ketamine"),
-    doi="10.1186/s40337-022-00588-9",
+    doi="10.5555/test.90000302",
 )
 ESKETAMINE_SPRAY = dict(
-    pmid="31109201",
-    title="Esketamine nasal spray for rapid reduction of depressive symptoms in patients "
-          "at imminent risk for suicide",
+    pmid="90000303",
+    title="Esketamine nasal spray for rapid reduction of depressive symptoms: a randomized "
+          "placebo-controlled trial",
     abstract="Esketamine nasal spray reduced depressive symptoms within hours compared with "
              "placebo nasal spray in patients with major depressive disorder.",
     publication_types=("Journal Article", "Randomized Controlled Trial"),
     mesh=("Humans", "Ketamine", "Depressive Disorder, Major", "Administration, Intranasal"),
-    pmcid="PMC6767816",
+    pmcid="PMC90000303",
 )
 RETRACTED_STUDY = dict(
-    pmid="29999999",
+    pmid="90000304",
     title="Ketamine cures depression permanently after a single infusion",
     abstract="A single ketamine infusion produced permanent remission of depression.",
     publication_types=("Journal Article", "Retracted Publication"),
     mesh=("Humans", "Ketamine", "Depression"),
-    retracted_in="30000000",
+    retracted_in="90000305",
+)
+
+#: A study outside psychiatry, for links a ranker would never make.
+ASTHMA_STUDY = dict(
+    pmid="90000306",
+    title="Inhaled budesonide in mild asthma",
+    abstract="Asthma exacerbations fell with inhaled budesonide.",
 )

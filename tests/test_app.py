@@ -388,17 +388,17 @@ def test_manual_link_by_pmid(seeded: dict[str, Any], engine: Engine,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     from app_pages import ui
 
-    # PubMed has no record for 99999: the fetch stores nothing.
+    # The fetch finds no record for 90000998: it stores nothing.
     monkeypatch.setattr(ui, "FETCH_STUDY", lambda pmid: None)
     c2 = seeded["claims"][1]
     with Session(engine) as s:
-        make_study(s, pmid="31109201", title="Esketamine nasal spray")
+        make_study(s, pmid="90000303", title="Esketamine nasal spray")
         s.commit()
     at = _open_claim(seeded["users"]["rita"], c2)
-    at.text_input(key=f"claim_pmid_{c2}").input("99999")
+    at.text_input(key=f"claim_pmid_{c2}").input("90000998")
     at.button(key="claim_add_link").click().run()
-    assert "substantiate ingest pubmed \\-\\-pmid 99999" in at.warning[0].value
-    at.text_input(key=f"claim_pmid_{c2}").input("31109201")
+    assert "substantiate ingest pubmed \\-\\-pmid 90000998" in at.warning[0].value
+    at.text_input(key=f"claim_pmid_{c2}").input("90000303")
     at.button(key="claim_add_link").click().run()
     assert not at.exception
     assert "Study linked" in at.success[0].value
@@ -406,7 +406,7 @@ def test_manual_link_by_pmid(seeded: dict[str, Any], engine: Engine,
     with Session(engine) as s:
         links = queries.links(s)
     assert links[links["claim_id"] == c2][["pmid", "origin"]].values.tolist() == [
-        ["31109201", "manual"]]
+        ["90000303", "manual"]]
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -663,15 +663,15 @@ def test_manual_link_fetches_an_unknown_pmid_through_the_hook(
     monkeypatch.setattr(ui, "FETCH_STUDY", fetch)
     c2 = seeded["claims"][1]
     viewer = _open_claim(seeded["users"]["vera"], c2)
-    viewer.text_input(key=f"claim_pmid_{c2}").input("4242")
+    viewer.text_input(key=f"claim_pmid_{c2}").input("90004242")
     viewer.button(key="claim_add_link").click().run()
     assert "vera is a viewer" in viewer.error[0].value
     assert fetched == []
     at = _open_claim(seeded["users"]["rita"], c2)
-    at.text_input(key=f"claim_pmid_{c2}").input("PMID: 4242")
+    at.text_input(key=f"claim_pmid_{c2}").input("PMID: 90004242")
     at.button(key="claim_add_link").click().run()
     assert not at.exception, at.exception
-    assert fetched == ["4242"]
+    assert fetched == ["90004242"]
     assert "Study linked" in at.success[0].value
     assert "Fetched from PubMed" in _texts(at)
 

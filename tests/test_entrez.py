@@ -164,19 +164,19 @@ def test_raw_response_records_request_and_retrieval(fake_eutils: FakeEutils) -> 
 
 
 def test_efetch_sends_at_most_200_ids_per_request(fake_eutils: FakeEutils) -> None:
-    ids = pmids(30_000_000, 450)
+    ids = pmids(91_000_000, 450)
     bodies = list(client_for(fake_eutils).efetch_pubmed(ids))
     sent = fake_eutils.requests
     assert [r.id_count for r in sent] == [200, 200, 50]
     assert [i for r in sent for i in r.ids] == ids
     assert sum(b.body.count(b"<PubmedArticle>") for b in bodies) == 450
-    assert b'<PMID Version="1">30000449</PMID>' in bodies[-1].body
+    assert b'<PMID Version="1">91000449</PMID>' in bodies[-1].body
 
 
 def test_efetch_posts_long_id_lists_and_gets_short_ones(fake_eutils: FakeEutils) -> None:
     client = client_for(fake_eutils)
-    [short] = client.efetch_pubmed(pmids(31_000_000, 3))
-    [long] = client.efetch_pubmed(pmids(31_000_100, 60))
+    [short] = client.efetch_pubmed(pmids(92_000_000, 3))
+    [long] = client.efetch_pubmed(pmids(92_000_100, 60))
     assert [r.method for r in fake_eutils.requests] == ["GET", "POST"]
     assert (short.method, long.method) == ("GET", "POST")
     assert long.url == fake_eutils.url + "efetch.fcgi"
@@ -184,33 +184,33 @@ def test_efetch_posts_long_id_lists_and_gets_short_ones(fake_eutils: FakeEutils)
 
 
 def test_efetch_1000_pmids_takes_at_most_6_requests(fake_eutils: FakeEutils) -> None:
-    bodies = list(client_for(fake_eutils).efetch_pubmed(pmids(32_000_000, 1000)))
+    bodies = list(client_for(fake_eutils).efetch_pubmed(pmids(93_000_000, 1000)))
     assert len(fake_eutils.requests) <= 6
     assert sum(b.body.count(b"<PubmedArticle>") for b in bodies) == 1000
 
 
 def test_efetch_fetches_duplicates_once_and_rejects_bad_input(fake_eutils: FakeEutils) -> None:
     client = client_for(fake_eutils)
-    list(client.efetch_pubmed(["33000001", "33000002", " 33000001 "]))
-    assert fake_eutils.requests[0].ids == ["33000001", "33000002"]
+    list(client.efetch_pubmed(["90003301", "90003302", " 90003301 "]))
+    assert fake_eutils.requests[0].ids == ["90003301", "90003302"]
     with pytest.raises(ValueError, match="not a PMID"):
-        client.efetch_pubmed(["33000001", "doi:10.1/x"])
+        client.efetch_pubmed(["90003301", "doi:10.1/x"])
     with pytest.raises(ValueError, match="batch_size"):
         client.efetch_pubmed(["1"], batch_size=201)
     assert len(fake_eutils.requests) == 1
 
 
 def test_efetch_serves_records_registered_by_tests(fake_eutils: FakeEutils) -> None:
-    record = b'<PubmedArticle><MedlineCitation><PMID Version="1">42</PMID></MedlineCitation>'
+    record = b'<PubmedArticle><MedlineCitation><PMID Version="1">90000042</PMID></MedlineCitation>'
     record += b"<PubmedData/></PubmedArticle>"
-    fake_eutils.add_record("42", record)
-    [raw] = client_for(fake_eutils).efetch_pubmed(["42"])
+    fake_eutils.add_record("90000042", record)
+    [raw] = client_for(fake_eutils).efetch_pubmed(["90000042"])
     assert record in raw.body
 
 
 def test_efetch_history_pages_through_posted_set(fake_eutils: FakeEutils) -> None:
     client = client_for(fake_eutils)
-    ids = pmids(34_000_000, 450)
+    ids = pmids(95_000_000, 450)
     webenv, query_key, _ = client.epost(ids)
     assert fake_eutils.history(webenv, query_key) == ids
     bodies = list(client.efetch_pubmed_history(webenv, query_key, len(ids)))
@@ -225,13 +225,13 @@ def test_efetch_history_pages_through_posted_set(fake_eutils: FakeEutils) -> Non
 
 
 def test_esearch_usehistory_then_fetch_from_history(fake_eutils: FakeEutils) -> None:
-    fake_eutils.set_search("ketamine AND depression", pmids(35_000_000, 7))
+    fake_eutils.set_search("ketamine AND depression", pmids(96_000_000, 7))
     client = client_for(fake_eutils)
     found = client.esearch("ketamine AND depression", usehistory=True, retmax=0)
     assert found.count == 7 and found.webenv and found.query_key
     [raw] = client.efetch_pubmed_history(found.webenv, found.query_key, found.count)
     assert raw.body.count(b"<PubmedArticle>") == 7
-    assert b'<PMID Version="1">35000006</PMID>' in raw.body
+    assert b'<PMID Version="1">96000006</PMID>' in raw.body
 
 
 # -- rate limiting ----------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_dropped_connection_is_retried(fake_eutils: FakeEutils) -> None:
 
 def test_body_shorter_than_content_length_is_retried(fake_eutils: FakeEutils) -> None:
     fake_eutils.inject(Fault.incomplete(utility="efetch"))
-    [raw] = client_for(fake_eutils, backoff_base=0.05).efetch_pubmed(pmids(36_000_000, 5))
+    [raw] = client_for(fake_eutils, backoff_base=0.05).efetch_pubmed(pmids(97_000_000, 5))
     assert raw.body.count(b"<PubmedArticle>") == 5
     assert len(fake_eutils.requests) == 2
 
@@ -374,7 +374,7 @@ def test_retry_after_beyond_budget_gives_up_at_once(fake_eutils: FakeEutils) -> 
     fake_eutils.inject(Fault.too_many_requests(retry_after=600, utility="efetch"))
     started = time.monotonic()
     with pytest.raises(NCBIUnavailable, match=r"efetch: .*1 attempt\(s\).*HTTP 429"):
-        list(client_for(fake_eutils, max_wait=10).efetch_pubmed(["1"]))
+        list(client_for(fake_eutils, max_wait=10).efetch_pubmed(["90000001"]))
     assert time.monotonic() - started < 2.0
     assert len(fake_eutils.requests) == 1
 
@@ -392,7 +392,7 @@ def test_error_element_in_200_response_raises_ncbi_error(fake_eutils: FakeEutils
 def test_error_element_in_efetch_body_raises_ncbi_error(fake_eutils: FakeEutils) -> None:
     fake_eutils.inject(Fault.error_body("Unable to obtain query #1", utility="efetch"))
     with pytest.raises(NCBIError, match="Unable to obtain query #1"):
-        list(client_for(fake_eutils).efetch_pubmed(["1", "2"]))
+        list(client_for(fake_eutils).efetch_pubmed(["90000001", "90000002"]))
 
 
 def test_http_400_with_error_body_raises_ncbi_error_without_retry(
@@ -409,14 +409,14 @@ def test_truncated_efetch_body_raises_and_yields_nothing_partial(
     fake_eutils: FakeEutils,
 ) -> None:
     fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))
-    batches = client_for(fake_eutils).efetch_pubmed(pmids(37_000_000, 3))
+    batches = client_for(fake_eutils).efetch_pubmed(pmids(98_000_000, 3))
     with pytest.raises(ParseError, match="does not end with </PubmedArticleSet>"):
         next(batches)
     assert len(fake_eutils.requests) == 1
 
 
 def test_truncated_second_batch_raises_after_complete_first(fake_eutils: FakeEutils) -> None:
-    batches = client_for(fake_eutils).efetch_pubmed(pmids(37_100_000, 10), batch_size=5)
+    batches = client_for(fake_eutils).efetch_pubmed(pmids(98_100_000, 10), batch_size=5)
     first = next(batches)
     assert first.body.rstrip().endswith(b"</PubmedArticleSet>")
     fake_eutils.inject(Fault.truncated(0.9, utility="efetch"))
@@ -439,8 +439,8 @@ def test_api_key_is_sent_but_never_stored_logged_or_raised(
     caplog.set_level(logging.DEBUG)
     client = client_for(fake_eutils, api_key=KEY, max_wait=1.0, backoff_base=0.05)
     raws = [client.esearch("biopython").raw, client.epost(["11237011"]).raw]
-    raws += list(client.efetch_pubmed(pmids(38_000_000, 3)))  # GET
-    raws += list(client.efetch_pubmed(pmids(38_000_100, 80)))  # POST
+    raws += list(client.efetch_pubmed(pmids(99_000_000, 3)))  # GET
+    raws += list(client.efetch_pubmed(pmids(99_000_100, 80)))  # POST
     # NCBI's 429 JSON echoes the key back; it must not leak through our messages.
     leaky = f'{{"error":"API rate limit exceeded","api-key":"{KEY}"}}'.encode()
     fake_eutils.inject(Fault.too_many_requests(body=leaky), times=50)
@@ -452,7 +452,7 @@ def test_api_key_is_sent_but_never_stored_logged_or_raised(
         client.esearch("biopython")
     fake_eutils.inject(Fault.error_body(f"bad api_key {KEY}", utility="efetch"))
     with pytest.raises(NCBIError) as refused_in_body:
-        list(client.efetch_pubmed(["1"]))
+        list(client.efetch_pubmed(["90000001"]))
 
     assert all(r.param("api_key") == KEY for r in fake_eutils.requests)
     for raw in raws:
@@ -488,63 +488,63 @@ def test_biopython_module_globals_are_neither_used_nor_changed(
 
 def test_dois_resolve_in_one_batch_and_map_back(fake_eutils: FakeEutils) -> None:
     fake_eutils.add_doi("10.1056/NEJMoa1715274", "29768149")
-    fake_eutils.add_doi("10.1016/j.jad.2020.01.001", "31999999")
-    fake_eutils.add_doi("10.1002/da.22951", "31000001")
+    fake_eutils.add_doi("10.5555/jad.2020.01.001", "90003999")
+    fake_eutils.add_doi("10.5555/da.22951", "90003001")
     inputs = [
-        "10.1002/da.22951",
+        "10.5555/da.22951",
         "doi:10.1056/nejmoa1715274",
-        "https://doi.org/10.1016/j.jad.2020.01.001",
+        "https://doi.org/10.5555/jad.2020.01.001",
         "10.9999/not-in-pubmed",
         "not a doi",
     ]
     assert client_for(fake_eutils).dois_to_pmids(inputs) == {
-        "10.1002/da.22951": "31000001",
+        "10.5555/da.22951": "90003001",
         "doi:10.1056/nejmoa1715274": "29768149",
-        "https://doi.org/10.1016/j.jad.2020.01.001": "31999999",
+        "https://doi.org/10.5555/jad.2020.01.001": "90003999",
         "10.9999/not-in-pubmed": None,
         "not a doi": None,
     }
     search, summary = fake_eutils.requests
     assert search.utility == "esearch" and summary.utility == "esummary"
     assert search.param("term") == (
-        '"10.1002/da.22951"[AID] OR "10.1056/nejmoa1715274"[AID] OR '
-        '"10.1016/j.jad.2020.01.001"[AID] OR "10.9999/not-in-pubmed"[AID]'
+        '"10.5555/da.22951"[AID] OR "10.1056/nejmoa1715274"[AID] OR '
+        '"10.5555/jad.2020.01.001"[AID] OR "10.9999/not-in-pubmed"[AID]'
     )
-    assert sorted(summary.ids) == ["29768149", "31000001", "31999999"]
+    assert sorted(summary.ids) == ["29768149", "90003001", "90003999"]
 
 
 def test_doi_shared_by_two_records_maps_to_lowest_pmid(fake_eutils: FakeEutils) -> None:
-    fake_eutils.add_doi("10.1000/shared.1", "40000002")
-    fake_eutils.add_doi("10.1000/shared.1", "40000001")
-    fake_eutils.add_doi("10.1000/other.2", "40000003")
-    result = client_for(fake_eutils).dois_to_pmids(["10.1000/shared.1", "10.1000/other.2"])
-    assert result == {"10.1000/shared.1": "40000001", "10.1000/other.2": "40000003"}
+    fake_eutils.add_doi("10.5555/shared.1", "90003102")
+    fake_eutils.add_doi("10.5555/shared.1", "90003101")
+    fake_eutils.add_doi("10.5555/other.2", "90003103")
+    result = client_for(fake_eutils).dois_to_pmids(["10.5555/shared.1", "10.5555/other.2"])
+    assert result == {"10.5555/shared.1": "90003101", "10.5555/other.2": "90003103"}
 
 
 def test_single_doi_with_single_match_needs_one_request(fake_eutils: FakeEutils) -> None:
-    fake_eutils.add_doi("10.1000/only.one", "40000010")
-    assert client_for(fake_eutils).dois_to_pmids(["10.1000/only.one"]) == {
-        "10.1000/only.one": "40000010"
+    fake_eutils.add_doi("10.5555/only.one", "90003110")
+    assert client_for(fake_eutils).dois_to_pmids(["10.5555/only.one"]) == {
+        "10.5555/only.one": "90003110"
     }
     assert [r.utility for r in fake_eutils.requests] == ["esearch"]
 
 
 def test_unusual_dois_are_searched_alone_and_quotes_never_sent(fake_eutils: FakeEutils) -> None:
-    sici = "10.1002/(SICI)1097-4636(199603)30:3<305::AID-JBM3>3.0.CO;2-N"
-    fake_eutils.add_doi(sici, "40000020")
-    fake_eutils.add_doi("10.1000/plain", "40000021")
-    result = client_for(fake_eutils).dois_to_pmids([sici, "10.1000/plain", '10.1000/a"b'])
-    assert result == {sici: "40000020", "10.1000/plain": "40000021", '10.1000/a"b': None}
+    sici = "10.5555/(SICI)1097-4636(199603)30:3<305::AID-JBM3>3.0.CO;2-N"
+    fake_eutils.add_doi(sici, "90003120")
+    fake_eutils.add_doi("10.5555/plain", "90003121")
+    result = client_for(fake_eutils).dois_to_pmids([sici, "10.5555/plain", '10.5555/a"b'])
+    assert result == {sici: "90003120", "10.5555/plain": "90003121", '10.5555/a"b': None}
     terms = [r.param("term") for r in fake_eutils.requests if r.utility == "esearch"]
-    assert terms == ['"10.1000/plain"[AID]', f'"{sici}"[AID]']
+    assert terms == ['"10.5555/plain"[AID]', f'"{sici}"[AID]']
 
 
 def test_many_dois_are_batched_50_per_search(fake_eutils: FakeEutils) -> None:
-    dois = [f"10.1000/batch.{n}" for n in range(120)]
+    dois = [f"10.5555/batch.{n}" for n in range(120)]
     for n, doi in enumerate(dois):
-        fake_eutils.add_doi(doi, str(41_000_000 + n))
+        fake_eutils.add_doi(doi, str(90_004_000 + n))
     result = client_for(fake_eutils, api_key=KEY).dois_to_pmids(dois)
-    assert result == {doi: str(41_000_000 + n) for n, doi in enumerate(dois)}
+    assert result == {doi: str(90_004_000 + n) for n, doi in enumerate(dois)}
     searches = [r for r in fake_eutils.requests if r.utility == "esearch"]
     assert [r.param("term").count("[AID]") for r in searches] == [50, 50, 20]  # type: ignore[union-attr]
     assert len(fake_eutils.requests) == 6
@@ -552,13 +552,13 @@ def test_many_dois_are_batched_50_per_search(fake_eutils: FakeEutils) -> None:
 
 def test_pmcids_resolve_through_one_elink_request(fake_eutils: FakeEutils) -> None:
     fake_eutils.add_pmcid("PMC8435807", "34527728")
-    fake_eutils.add_pmcid("PMC123456", "20000001")
-    inputs = ["PMC8435807", "pmc123456", "123456", "PMC999", "PMCxyz"]
+    fake_eutils.add_pmcid("PMC90000123", "90003201")
+    inputs = ["PMC8435807", "pmc90000123", "90000123", "PMC90000999", "PMCxyz"]
     assert client_for(fake_eutils).pmcids_to_pmids(inputs) == {
         "PMC8435807": "34527728",
-        "pmc123456": "20000001",
-        "123456": "20000001",
-        "PMC999": None,
+        "pmc90000123": "90003201",
+        "90000123": "90003201",
+        "PMC90000999": None,
         "PMCxyz": None,
     }
     [sent] = fake_eutils.requests
@@ -567,15 +567,15 @@ def test_pmcids_resolve_through_one_elink_request(fake_eutils: FakeEutils) -> No
         "pubmed",
         "pmc_pubmed",
     )
-    assert sent.params["id"] == ["8435807", "123456", "999"]  # one parameter per id
+    assert sent.params["id"] == ["8435807", "90000123", "90000999"]  # one parameter per id
 
 
 def test_many_pmcids_are_batched(fake_eutils: FakeEutils) -> None:
-    pmcs = [f"PMC{7_000_000 + n}" for n in range(250)]
+    pmcs = [f"PMC{90_006_000 + n}" for n in range(250)]
     for n, pmc in enumerate(pmcs):
-        fake_eutils.add_pmcid(pmc, str(42_000_000 + n))
+        fake_eutils.add_pmcid(pmc, str(90_005_000 + n))
     result = client_for(fake_eutils, api_key=KEY).pmcids_to_pmids(pmcs)
-    assert result == {pmc: str(42_000_000 + n) for n, pmc in enumerate(pmcs)}
+    assert result == {pmc: str(90_005_000 + n) for n, pmc in enumerate(pmcs)}
     assert [r.id_count for r in fake_eutils.requests] == [100, 100, 50]
     assert [r.method for r in fake_eutils.requests] == ["POST", "POST", "GET"]
 

@@ -13,6 +13,7 @@ from evidence.models import Assessment, AuditEvent, Citation, Claim, EvidenceLin
 from ingest.load import upsert_studies
 from ingest.pubmed_xml import parse_pubmed_bytes
 from tests.pubmed_records import (
+    ASTHMA_STUDY,
     EATING_DISORDER_REVIEW,
     ESKETAMINE_SPRAY,
     IV_KETAMINE_RCT,
@@ -21,13 +22,13 @@ from tests.pubmed_records import (
     article_xml,
 )
 
-ARTICLE = """Ketamine for Depression at Our Clinic
+ARTICLE = f"""Ketamine for Depression at Our Clinic
 Ketamine infusions can relieve symptoms of treatment-resistant depression within 24 hours.
 Intravenous ketamine is given as an infusion over 40 minutes.
 Side effects such as dissociation and raised blood pressure are transient.
 Ketamine also relieves chronic pain in fibromyalgia patients.
 Our friendly staff will welcome you.
-References: PMID: 35326338; https://doi.org/10.1186/s40337-022-00588-9
+References: PMID: {IV_KETAMINE_RCT["pmid"]}; https://doi.org/{EATING_DISORDER_REVIEW["doi"]}
 """
 
 
@@ -119,10 +120,9 @@ def test_relink_is_idempotent_and_keeps_manual_and_assessed_links(linked: Engine
         assert {p: (ln.origin, ln.version) for p, ln in _links(s, claim).items()} == before
         assert len(s.exec(select(AuditEvent)).all()) == n_events  # nothing changed, no events
     # A reviewer's manual link to a study the ranker would never pick must survive.
-    _load(linked, {"pmid": "11111111", "title": "Inhaled budesonide in mild asthma",
-                   "abstract": "Asthma exacerbations fell with inhaled budesonide."})
+    _load(linked, ASTHMA_STUDY)
     with Session(linked) as s:
-        other = s.exec(select(Study).where(Study.pmid == "11111111")).one()
+        other = s.exec(select(Study).where(Study.pmid == ASTHMA_STUDY["pmid"])).one()
         s.add(EvidenceLink(claim_id=claim.id, study_id=other.id, origin="manual",  # type: ignore[arg-type]
                            created_by="alice"))
         s.commit()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,22 +18,14 @@ from ingest import pubmed
 from ingest.load import raw_body
 from ingest.medline import load_medline_files
 from tests.fake_eutils import FakeEutils, Fault
-from tests.pubmed_records import (
-    EATING_DISORDER_REVIEW,
-    ESKETAMINE_SPRAY,
-    IV_KETAMINE_RCT,
-    article_set,
-    article_xml,
+from tests.pubmed_records import IV_KETAMINE_RCT, article_set, article_xml
+from tests.seed_records import (
+    SEED_CASE_SERIES,
+    SEED_DRUG_NAIVE_OPEN_LABEL,
+    SEED_NARRATIVE_REVIEW,
+    serve_seed_records,
+    write_seed_corpus,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _serve_seed_studies(server: FakeEutils) -> None:
-    for rec in (IV_KETAMINE_RCT, EATING_DISORDER_REVIEW, ESKETAMINE_SPRAY):
-        server.add_record(str(rec["pmid"]), article_xml(**rec))  # type: ignore[arg-type]
-    server.add_doi("10.1186/s40337-022-00588-9", str(EATING_DISORDER_REVIEW["pmid"]))
-    server.add_pmcid("PMC6767816", str(ESKETAMINE_SPRAY["pmid"]))
 
 
 def _client(server: FakeEutils, **kw: object) -> pubmed.EntrezClient:
@@ -43,46 +34,68 @@ def _client(server: FakeEutils, **kw: object) -> pubmed.EntrezClient:
 
 
 @pytest.fixture
-def seeded(engine: Engine) -> Engine:
-    """A database holding the five seed articles."""
+def seeded(engine: Engine, tmp_path: Path) -> Engine:
+    """A database holding the five seed articles, article 004 citing the synthetic stand-ins.
+
+    The real records article 004 cites cannot be fetched here, and no test may put invented
+    content under their identifiers; see ``tests/seed_records.py``.
+    """
     from evidence import pipeline
 
-    pipeline.ingest_articles(engine, [str(ROOT / "data" / "articles")])
+    pipeline.ingest_articles(engine, [str(write_seed_corpus(tmp_path / "articles"))])
     return engine
 
 
 def test_resolves_and_fetches_seed_citations(seeded: Engine, fake_eutils: FakeEutils) -> None:
-    _serve_seed_studies(fake_eutils)
+    serve_seed_records(fake_eutils)
     summary = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
     assert summary.problems == []
     assert summary.resolved == {"resolved": 4}
-    assert summary.fetched.inserted == 3  # the DOI resolves to one of the cited PMIDs
+    assert summary.fetched.inserted == 4
     with Session(seeded) as s:
         cites = {c.identifier: c for c in s.exec(select(Citation)).all()}
-        assert cites["10.1186/s40337-022-00588-9"].pmid == EATING_DISORDER_REVIEW["pmid"]
-        assert cites["PMC6767816"].pmid == ESKETAMINE_SPRAY["pmid"]
+        assert cites["10.5555/seed.1"].pmid == SEED_CASE_SERIES["pmid"]
+        assert cites["PMC90000104"].pmid == SEED_DRUG_NAIVE_OPEN_LABEL["pmid"]
         assert all(c.status == "resolved" for c in cites.values() if c.kind != "web")
-        study = s.exec(select(Study).where(Study.pmid == IV_KETAMINE_RCT["pmid"])).one()
-        assert study.design == "rct" and study.evidence_level == "1b"
+        pmid = SEED_NARRATIVE_REVIEW["pmid"]
+        study = s.exec(select(Study).where(Study.pmid == pmid)).one()
+        assert study.design == "narrative_review" and study.evidence_level == "5"
         raw = s.get(RawRecord, study.raw_record_id)
         assert raw is not None and raw.utility == "efetch"
-        assert IV_KETAMINE_RCT["pmid"].encode() in raw_body(raw)  # type: ignore[union-attr]
+        assert pmid.encode() in raw_body(raw)  # type: ignore[union-attr]
         # Every response is stored: the resolution requests too.
         utilities = {r.utility for r in s.exec(select(RawRecord)).all()}
         assert {"efetch", "esearch", "elink"} <= utilities
         assert audit.verify(s).ok
 
 
+def test_doi_resolving_to_a_cited_pmid_is_fetched_once(engine: Engine, tmp_path: Path,
+                                                       fake_eutils: FakeEutils) -> None:
+    from evidence import pipeline
+
+    pmid, doi = IV_KETAMINE_RCT["pmid"], IV_KETAMINE_RCT["doi"]
+    post = tmp_path / "post.txt"
+    post.write_text(f"Ketamine relieves depression within hours.\nSee PMID: {pmid} and "
+                    f"https://doi.org/{doi}\n")
+    pipeline.ingest_articles(engine, [str(post)])
+    fake_eutils.add_record(pmid, article_xml(**IV_KETAMINE_RCT))
+    fake_eutils.add_doi(doi, pmid)
+    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils))
+    assert summary.resolved == {"resolved": 2}
+    assert summary.fetched.inserted == 1
+    assert [r.ids for r in fake_eutils.requests if r.utility == "efetch"] == [[pmid]]
+
+
 def test_rerun_serves_from_database_and_refresh_refetches(
     seeded: Engine, fake_eutils: FakeEutils
 ) -> None:
-    _serve_seed_studies(fake_eutils)
+    serve_seed_records(fake_eutils)
     pubmed.ingest_pubmed(seeded, _client(fake_eutils))
     fake_eutils.clear_log()
     again = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
     assert fake_eutils.requests == []
-    assert again.from_cache == 3 and again.fetched.inserted == 0
-    pubmed.ingest_pubmed(seeded, _client(fake_eutils), pmids=[str(IV_KETAMINE_RCT["pmid"])],
+    assert again.from_cache == 4 and again.fetched.inserted == 0
+    pubmed.ingest_pubmed(seeded, _client(fake_eutils), pmids=[SEED_NARRATIVE_REVIEW["pmid"]],
                          refresh=True)
     assert [r.utility for r in fake_eutils.requests] == ["efetch"]
 
@@ -109,7 +122,7 @@ def test_newer_version_of_record_updates_study_and_is_audited(
 
 
 def test_truncated_response_stores_nothing(engine: Engine, fake_eutils: FakeEutils) -> None:
-    pmids = [str(40000000 + i) for i in range(30)]
+    pmids = [str(90001000 + i) for i in range(30)]
     fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))
     summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
     assert len(summary.problems) == 1 and "PubmedArticleSet" in summary.problems[0]
@@ -136,12 +149,13 @@ def test_network_unavailable_marks_citations_with_reason(seeded: Engine) -> None
 
 
 def test_missing_pmid_is_not_in_pubmed(seeded: Engine, fake_eutils: FakeEutils) -> None:
-    _serve_seed_studies(fake_eutils)
-    fake_eutils.add_missing(str(IV_KETAMINE_RCT["pmid"]))
+    serve_seed_records(fake_eutils)
+    pmid = SEED_NARRATIVE_REVIEW["pmid"]
+    fake_eutils.add_missing(pmid)
     summary = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
-    assert summary.missing == [str(IV_KETAMINE_RCT["pmid"])]
+    assert summary.missing == [pmid]
     with Session(seeded) as s:
-        c = s.exec(select(Citation).where(Citation.pmid == IV_KETAMINE_RCT["pmid"])).one()
+        c = s.exec(select(Citation).where(Citation.pmid == pmid)).one()
         assert c.status == "not_in_pubmed"
 
 
@@ -161,10 +175,10 @@ def test_api_key_never_stored_or_logged(engine: Engine, fake_eutils: FakeEutils,
 
 
 def test_query_fetches_hits_and_caches_search(engine: Engine, fake_eutils: FakeEutils) -> None:
-    fake_eutils.set_search("ketamine AND depression", ["41000001", "41000002"])
+    fake_eutils.set_search("ketamine AND depression", ["90001101", "90001102"])
     summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
                                    max_results=2)
-    assert summary.query_pmids == ["41000001", "41000002"]
+    assert summary.query_pmids == ["90001101", "90001102"]
     assert summary.fetched.inserted == 2
     fake_eutils.clear_log()
     pubmed.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
@@ -176,7 +190,7 @@ def test_medline_bulk_load_is_idempotent_and_applies_deletes(
     engine: Engine, tmp_path: Path
 ) -> None:
     base = tmp_path / "base.xml.gz"
-    recs = [article_xml(str(50000000 + i), title=f"Ketamine study {i}") for i in range(25)]
+    recs = [article_xml(str(90002000 + i), title=f"Ketamine study {i}") for i in range(25)]
     base.write_bytes(gzip.compress(article_set(*recs)))
     first = load_medline_files(engine, [base], batch_size=10)
     assert first.total.inserted == 25
@@ -185,14 +199,14 @@ def test_medline_bulk_load_is_idempotent_and_applies_deletes(
     update_file = tmp_path / "update.xml"
     update_file.write_bytes(
         b'<?xml version="1.0"?><PubmedArticleSet>'
-        + article_xml("50000001", title="Ketamine study 1 (corrected)")
-        + b"<DeleteCitation><PMID Version=\"1\">50000002</PMID>"
-          b"<PMID Version=\"1\">50000003</PMID></DeleteCitation></PubmedArticleSet>")
+        + article_xml("90002001", title="Ketamine study 1 (corrected)")
+        + b"<DeleteCitation><PMID Version=\"1\">90002002</PMID>"
+          b"<PMID Version=\"1\">90002003</PMID></DeleteCitation></PubmedArticleSet>")
     upd = load_medline_files(engine, [update_file])
     assert (upd.total.updated, upd.total.deleted) == (1, 2)
     with Session(engine) as s:
         deleted = s.exec(select(Study.pmid).where(col(Study.deleted))).all()
-        assert sorted(deleted) == ["50000002", "50000003"]
+        assert sorted(deleted) == ["90002002", "90002003"]
         raw = s.exec(select(RawRecord).where(RawRecord.source == "medline_file")).first()
         assert raw is not None and len(raw.sha256) == 64
         assert audit.verify(s).ok
@@ -202,7 +216,7 @@ def test_medline_truncated_file_is_a_clear_error(engine: Engine, tmp_path: Path)
     from evidence.errors import ParseError
 
     bad = tmp_path / "bad.xml"
-    bad.write_bytes(article_set(article_xml("1", title="x"))[:-40])
+    bad.write_bytes(article_set(article_xml("90002999", title="x"))[:-40])
     with pytest.raises(ParseError):
         load_medline_files(engine, [bad])
 
@@ -234,26 +248,25 @@ def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
 def test_cli_ingest_pubmed_and_studies_list(monkeypatch, capsys, tmp_path: Path,
                                             fake_eutils: FakeEutils) -> None:
-    target = tmp_path / "data" / "articles"
-    shutil.copytree(ROOT / "data" / "articles", target)
-    _serve_seed_studies(fake_eutils)
+    target = write_seed_corpus(tmp_path / "data" / "articles")
+    serve_seed_records(fake_eutils)
     monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
     code, out, err = _cli(monkeypatch, capsys, "ingest", "articles", str(target))
     assert code == 0, err
     code, out, err = _cli(monkeypatch, capsys, "ingest", "pubmed", "--json")
     assert code == 0, err
-    assert json.loads(out)["fetched"]["inserted"] == 3
+    assert json.loads(out)["fetched"]["inserted"] == 4
     code, out, _ = _cli(monkeypatch, capsys, "studies", "list", "--json")
     rows = {r["pmid"]: r for r in json.loads(out)}
-    assert rows["35326338"]["design"] == "rct"
-    assert len(rows["35326338"]["raw_sha256"]) == 64
+    assert rows["90000102"]["design"] == "narrative_review"
+    assert len(rows["90000102"]["raw_sha256"]) == 64
     out_dir = tmp_path / "exp"
     code, _, err = _cli(monkeypatch, capsys, "export", "--out", str(out_dir))
     assert code == 0, err
     header = (out_dir / "studies.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["pmid", "title", "journal", "year", "doi", "pmcid"]
     cites = (out_dir / "citations.csv").read_text()
-    assert "35997954" in cites and "resolved" in cites
+    assert "90000103" in cites and "resolved" in cites
 
 
 def test_engine_fixture_uses_database(engine: Engine) -> None:

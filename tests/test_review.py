@@ -45,7 +45,7 @@ def _status(session: Session, claim_id: int) -> str:
 def _writes(session: Session) -> dict[str, Callable[[AppUser | None], Any]]:
     claim = make_claim(session)
     link = make_link(session, claim=claim)
-    study = make_study(session, pmid="11111111")
+    study = make_study(session, pmid="90000306")
     other = make_user(session, username="other", role="reviewer")
     assert claim.id and link.id and other.id
     session.commit()
@@ -675,17 +675,17 @@ def test_claim_studies_ranked_with_flags(session: Session) -> None:
 def test_add_manual_link_for_a_known_study(session: Session) -> None:
     claim = make_claim(session)
     make_link(session, claim=claim, rank=1)
-    make_study(session, pmid="31109201")
+    make_study(session, pmid="90000303")
     rita = make_user(session, username="rita")
     session.commit()
     assert claim.id is not None
-    link = review.add_manual_link(session, user=rita, claim_id=claim.id, pmid=" PMID: 31109201")
+    link = review.add_manual_link(session, user=rita, claim_id=claim.id, pmid=" PMID: 90000303")
     session.commit()
     assert (link.origin, link.rank, link.created_by) == ("manual", 2, "rita")
     ev = _events(session, "link.manual")
     assert [(e.actor, e.entity_id) for e in ev] == [("rita", str(link.id))]
     with pytest.raises(InputError, match="already linked"):
-        review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="31109201")
+        review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="90000303")
 
 
 def test_add_manual_link_for_an_unknown_pmid(session: Session) -> None:
@@ -693,10 +693,10 @@ def test_add_manual_link_for_an_unknown_pmid(session: Session) -> None:
     rita = make_user(session, username="rita")
     session.commit()
     assert claim.id is not None
-    with pytest.raises(NotFound, match=r"substantiate ingest pubmed --pmid 12345"):
-        review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="12345")
+    with pytest.raises(NotFound, match=r"substantiate ingest pubmed --pmid 90000312"):
+        review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="90000312")
     with pytest.raises(InputError, match="not a PubMed id"):
-        review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="10.1000/xyz")
+        review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="10.5555/xyz")
 
     fetched: list[str] = []
 
@@ -704,10 +704,10 @@ def test_add_manual_link_for_an_unknown_pmid(session: Session) -> None:
         fetched.append(pmid)
         return make_study(s, pmid=pmid)
 
-    link = review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="12345",
+    link = review.add_manual_link(session, user=rita, claim_id=claim.id, pmid="90000312",
                                   fetch=fetch)
     session.commit()
-    assert fetched == ["12345"]
+    assert fetched == ["90000312"]
     assert session.get(EvidenceLink, link.id) is not None
 
 
@@ -820,7 +820,7 @@ def test_empty_database_reads(session: Session) -> None:
 
 def test_export_reads_links_and_verdicts(session: Session) -> None:
     claim = make_claim(session, suggested_certainty="moderate", suggestion_reasons=["r"])
-    link = make_link(session, claim=claim, study=make_study(session, pmid="777"),
+    link = make_link(session, claim=claim, study=make_study(session, pmid="90000313"),
                      indirect=True, fits=False)
     rita = make_user(session, username="rita")
     make_assessment(session, link=link, reviewer=rita, note="n")
@@ -831,7 +831,7 @@ def test_export_reads_links_and_verdicts(session: Session) -> None:
     links = queries.links(session)
     assert links.columns.tolist() == queries.LINK_COLUMNS
     assert links[["claim_id", "pmid", "origin", "rank", "indirect", "fits"]].values.tolist() == [
-        [claim.id, "777", "cited", 1, True, False]]
+        [claim.id, "90000313", "cited", 1, True, False]]
     v = queries.verdicts(session)
     assert v.columns.tolist()[:11] == ["claim_id", "reviewer", "kind", "substantiation",
                                        "certainty", "domains", "suggested_certainty",
@@ -841,5 +841,5 @@ def test_export_reads_links_and_verdicts(session: Session) -> None:
     assert v.iloc[0]["suggestion_reasons"] == ["r"]
     a = queries.assessments(session)
     assert a[["claim_id", "pmid", "reviewer", "note"]].values.tolist() == [
-        [claim.id, "777", "rita", "n"]]
+        [claim.id, "90000313", "rita", "n"]]
     assert session.exec(select(Verdict)).one().canonical_claim_id is None
