@@ -576,11 +576,14 @@ def suggestion_for(
     own = kind == "review" and independent and user is not None and user.id is not None
     suggestion = linking.claim_certainty(session, claim,
                                          reviewer_id=user.id if own and user else None)
-    if claim.suggested_certainty is None and suggestion.basis == "metadata":
-        has_links = session.exec(select(EvidenceLink.id)
-                                 .where(EvidenceLink.claim_id == claim.id)).first()
-        if has_links is None:
+    if suggestion.basis == "metadata":
+        # Nothing assessed in this view: the record-only suggestion the last link run
+        # stored is the one to show (None when the claim was never linked).
+        if claim.suggested_certainty is None:
             return None
+        if claim.suggestion_basis == "metadata":
+            return CertaintySuggestion(claim.suggested_certainty, claim.suggested_certainty,
+                                       (), tuple(claim.suggestion_reasons or []), "metadata")
     return suggestion
 
 

@@ -53,9 +53,9 @@ def _writes(session: Session) -> dict[str, Callable[[AppUser | None], Any]]:
         "save_assessment": lambda u: review.save_assessment(
             session, user=u, link_id=link.id, stance="supports"),
         "save_verdict": lambda u: review.save_verdict(
-            session, user=u, claim_id=claim.id, **VERDICT),
+            session, user=u, claim_id=claim.id, rationale="read the trial", **VERDICT),
         "save_final_verdict": lambda u: review.save_final_verdict(
-            session, user=u, claim_id=claim.id, **VERDICT),
+            session, user=u, claim_id=claim.id, rationale="read the trial", **VERDICT),
         "add_manual_link": lambda u: review.add_manual_link(
             session, user=u, claim_id=claim.id, pmid=study.pmid),
         "add_user": lambda u: review.add_user(
@@ -301,19 +301,22 @@ def test_every_write_is_audited_with_the_username(session: Session) -> None:
     assert claim.id and link.id
     a = review.save_assessment(session, user=rita, link_id=link.id, stance="supports",
                                relevance="high", note="n=60 RCT")
-    v = review.save_verdict(session, user=rita, claim_id=claim.id, **VERDICT)
+    v = review.save_verdict(session, user=rita, claim_id=claim.id,
+                            **{**VERDICT, "certainty": "high"})
     review.save_assessment(session, user=rita, link_id=link.id, stance="contradicts",
                            expected_version=a.version)
     session.commit()
     log = queries.audit_log(session)
     mine = log[log["actor"] == "rita"]
-    assert mine["action"].tolist() == ["assessment.create", "verdict.create", "claim.status",
-                                       "assessment.update"]
+    # Each assessment re-derives the claim's suggestion, audited as the reviewer.
+    assert mine["action"].tolist() == ["assessment.create", "claim.derive", "verdict.create",
+                                       "claim.status", "assessment.update", "claim.derive"]
     assert mine.iloc[0]["entity_id"] == str(a.id)
-    assert mine.iloc[1]["after"]["substantiation"] == "substantiated"
-    assert mine.iloc[1]["entity_id"] == str(v.id)
-    assert mine.iloc[3]["before"]["stance"] == "supports"
-    assert mine.iloc[3]["after"]["stance"] == "contradicts"
+    assert mine.iloc[1]["after"]["suggestion_basis"] == "assessments"
+    assert mine.iloc[2]["after"]["substantiation"] == "substantiated"
+    assert mine.iloc[2]["entity_id"] == str(v.id)
+    assert mine.iloc[4]["before"]["stance"] == "supports"
+    assert mine.iloc[4]["after"]["stance"] == "contradicts"
 
 
 # --------------------------------------------------------------------------- blinding
@@ -329,7 +332,8 @@ def test_blinding_hides_others_reviews_until_own_is_submitted(session: Session) 
     assert claim.id and link.id
     review.save_assessment(session, user=rita, link_id=link.id, stance="supports",
                            note="rita's note")
-    review.save_verdict(session, user=rita, claim_id=claim.id, **VERDICT)
+    review.save_verdict(session, user=rita, claim_id=claim.id, rationale="small trial",
+                        **VERDICT)
     session.commit()
 
     def seen(user: AppUser, independent: bool | None = True) -> tuple[list[str], list[str]]:
@@ -347,14 +351,24 @@ def test_blinding_hides_others_reviews_until_own_is_submitted(session: Session) 
     review.save_assessment(session, user=ravi, link_id=link.id, stance="contradicts")
     session.commit()
     assert seen(ravi) == ([], ["ravi"])
-    review.save_verdict(session, user=ravi, claim_id=claim.id, **VERDICT)
+    review.save_verdict(session, user=ravi, claim_id=claim.id, rationale="small trial",
+                        **VERDICT)
     session.commit()
     assert seen(ravi) == (["rita", "ravi"], ["rita", "ravi"])
     assert seen(vera) == ([], [])
 
+    # Each reviewer's suggestion came from their own reading only: ravi's shows no trace of
+    # rita's opposite stance; the adjudicator's, from both, is rated down for inconsistency.
+    by_reviewer = queries.verdicts(session).set_index("reviewer")
+    assert by_reviewer.loc["ravi", "suggested_certainty"] == "high"
+    assert not any("inconsistency" in r for r in by_reviewer.loc["ravi", "suggestion_reasons"])
     review.save_final_verdict(session, user=ada, claim_id=claim.id, **VERDICT)
     session.commit()
     assert seen(vera)[0] == ["ada", "rita", "ravi"]
+    final = queries.verdicts(session).set_index("reviewer").loc["ada"]
+    assert final["suggested_certainty"] == "moderate"
+    assert any("rated down one level for inconsistency" in r
+               for r in final["suggestion_reasons"])
 
 
 def test_blinding_follows_the_setting(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -826,7 +840,8 @@ def test_export_reads_links_and_verdicts(session: Session) -> None:
     make_assessment(session, link=link, reviewer=rita, note="n")
     session.commit()
     assert claim.id is not None
-    review.save_verdict(session, user=rita, claim_id=claim.id, **VERDICT)
+    review.save_verdict(session, user=rita, claim_id=claim.id, rationale="one trial",
+                        **VERDICT)
     session.commit()
     links = queries.links(session)
     assert links.columns.tolist() == queries.LINK_COLUMNS
@@ -836,9 +851,12 @@ def test_export_reads_links_and_verdicts(session: Session) -> None:
     assert v.columns.tolist()[:11] == ["claim_id", "reviewer", "kind", "substantiation",
                                        "certainty", "domains", "suggested_certainty",
                                        "rationale", "action", "version", "updated_at"]
+    # rita assessed the link, so her suggestion rests on her assessment, not the stored
+    # one: an RCT (high) on an indirect link (down one).
     assert v.iloc[0][["reviewer", "kind", "suggested_certainty", "version"]].tolist() == [
         "rita", "review", "moderate", 1]
-    assert v.iloc[0]["suggestion_reasons"] == ["r"]
+    assert v.iloc[0]["suggestion_reasons"][0] == "from reviewers' assessments of 1 study " \
+        "(PMID 90000313)"
     a = queries.assessments(session)
     assert a[["claim_id", "pmid", "reviewer", "note"]].values.tolist() == [
         [claim.id, "90000313", "rita", "n"]]
