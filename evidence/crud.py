@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, SQLModel, col, select
 
 from evidence import audit
+from evidence.canonical import DEFAULT_GROUP_THRESHOLD, canonical_statement, claim_similarity
 from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.models import (
     ROLES,
@@ -29,12 +30,7 @@ from evidence.models import (
 )
 from ingest.articles import ParsedArticle
 from ingest.citations import extract_citations, is_scholarly
-from ingest.claims import (
-    DEFAULT_GROUP_THRESHOLD,
-    canonical_statement,
-    claim_similarity,
-    extract_claims,
-)
+from ingest.claims import extract_claims
 
 T = TypeVar("T", bound=SQLModel)
 
