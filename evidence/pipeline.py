@@ -18,6 +18,7 @@ from evidence import crud, queries
 from evidence.db import session_scope
 from evidence.errors import InputError
 from ingest import articles as article_reader
+from ingest import store
 
 Progress = Callable[[str], None]
 
@@ -109,8 +110,8 @@ def ingest_articles(
             else:
                 parsed = article_reader.read_path(Path(item))
             with session_scope(engine) as session:
-                res = crud.ingest_article(session=session, parsed=parsed, actor=actor,
-                                          run_id=summary.run_id)
+                res = store.store_article(session=session, parsed=parsed, actor=actor,
+                                           run_id=summary.run_id)
             setattr(summary, res.status, getattr(summary, res.status) + 1)
             summary.claims += res.claims
             summary.citations += res.citations

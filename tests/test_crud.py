@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from evidence import audit, crud
 from evidence.errors import InputError, PermissionDenied, StaleWrite
 from evidence.models import Article, AuditEvent, CanonicalClaim, Citation, Claim
+from ingest import store
 from ingest.articles import parse_document
 
 TEXT = (
@@ -21,9 +22,9 @@ TEXT = (
 )
 
 
-def _ingest(session: Session, text: str, source: str = "post.txt") -> crud.ArticleIngestResult:
+def _ingest(session: Session, text: str, source: str = "post.txt") -> store.ArticleIngestResult:
     parsed = parse_document(text.encode(), source=source)
-    res = crud.ingest_article(session=session, parsed=parsed, actor="tester")
+    res = store.store_article(session=session, parsed=parsed, actor="tester")
     session.commit()
     return res
 
