@@ -6,16 +6,19 @@ compare-and-swap on ``version`` so a stale write is refused with ``StaleWrite``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlmodel import Session, SQLModel, select
 
 from evidence import audit
 from evidence.canonical import DEFAULT_GROUP_THRESHOLD, canonical_statement, claim_similarity
+from evidence.db import session_scope
 from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.models import (
     ROLES,
@@ -101,27 +104,98 @@ def update_versioned(
     return row
 
 
-def start_run(session: Session, *, kind: str, actor: str, params: dict[str, Any]) -> IngestRun:
-    """Open an ``ingest_run`` row for a command's run."""
-    run = IngestRun(kind=kind, actor=actor, params=params)
-    session.add(run)
-    session.flush()
-    return run
+class _HasAsDict(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
 
 
-def finish_run(session: Session, *, run: IngestRun, stats: dict[str, Any],
-               status: str = "ok", error: str | None = None) -> IngestRun:
-    """Close an ``ingest_run`` row with its statistics, and audit the run."""
-    run.finished_at = utcnow()
-    run.stats = stats
-    run.status = status
-    run.error = error
-    run.updated_at = utcnow()
-    session.add(run)
-    session.flush()
-    audit.record(session, actor=run.actor, action=f"run.{run.kind}", entity="ingest_run",
-                 entity_id=run.id, after=audit.snapshot(run))
-    return run
+@dataclass
+class RunLog:
+    """An open ``ingest_run``: what the job reports while it runs.
+
+    Attributes
+    ----------
+    id
+        The ``ingest_run`` row's id (articles and studies point at it).
+    stats
+        The job's statistics: a dict, or an object with ``as_dict()`` (a summary the job
+        keeps filling in), read when the run closes, so it holds what was done even when
+        the job fails part-way.
+    problems
+        What went wrong without stopping the job; any problem makes the run ``partial``.
+    """
+
+    id: int
+    stats: dict[str, Any] | _HasAsDict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def ingest_run(
+    engine: Engine, *, kind: str, actor: str, params: dict[str, Any],
+) -> Iterator[RunLog]:
+    """Record a job as one ``ingest_run`` row, from start to finish.
+
+    The row is committed as ``running`` before the block starts, so a job that dies
+    leaves a trace, and closed in its own transaction when the block ends: status ``ok``,
+    ``partial`` (``problems`` were reported; they become the run's ``error``) or, when the
+    block raises, ``error`` with the exception's message (the exception propagates).
+    Closing audits the run. Unlike the other writes this takes an engine: the run's rows
+    are committed apart from the job's own transactions.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    kind
+        What the job is (``ingest_articles``, ``ingest_pubmed``, ``ingest_medline``,
+        ``link``).
+    actor
+        Who ran it.
+    params
+        The job's inputs, as JSON.
+
+    Yields
+    ------
+    RunLog
+        The block sets ``stats`` and appends ``problems`` on it.
+
+    Examples
+    --------
+    >>> with crud.ingest_run(engine, kind="ingest_articles", actor="cli:ann",
+    ...                      params={"inputs": paths}) as run:
+    ...     run.stats = summary          # read again when the run closes
+    ...     run.problems.append("post.html: the article is empty")
+    """
+    with session_scope(engine) as session:
+        row = IngestRun(kind=kind, actor=actor, params=params)
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        log = RunLog(id=row.id)
+    try:
+        yield log
+    except BaseException as e:
+        try:
+            _close_run(engine, log, status="error", error=str(e) or type(e).__name__)
+        except Exception as close_error:  # the job's own error is the one to report
+            e.add_note(f"the ingest_run row {log.id} could not be closed: {close_error}")
+        raise
+    _close_run(engine, log, status="partial" if log.problems else "ok",
+               error="; ".join(log.problems) or None)
+
+
+def _close_run(engine: Engine, log: RunLog, *, status: str, error: str | None) -> None:
+    stats = log.stats if isinstance(log.stats, dict) else log.stats.as_dict()
+    with session_scope(engine) as session:
+        row = session.get(IngestRun, log.id)
+        if row is None:
+            raise NotFound(f"ingest_run {log.id} does not exist")
+        row.finished_at = row.updated_at = utcnow()
+        row.stats, row.status, row.error = stats, status, error
+        session.add(row)
+        session.flush()
+        audit.record(session, actor=row.actor, action=f"run.{row.kind}", entity="ingest_run",
+                     entity_id=row.id, after=audit.snapshot(row))
 
 
 # --------------------------------------------------------------------------- claim library

@@ -167,10 +167,10 @@ def test_users_and_roles(session: Session) -> None:
 def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engine) -> None:
     from pathlib import Path
 
-    from evidence import pipeline
+    from substantiate import jobs
 
     seeds = Path(__file__).resolve().parents[1] / "data" / "articles"
-    pipeline.ingest_articles(engine, [str(seeds)])
+    jobs.ingest_articles(engine, [str(seeds)])
     with Session(engine) as s:
         claims = s.exec(select(Claim)).all()
         weeks = [c for c in claims if "weeks" in c.text and "antidepressant" in c.text.lower()]
