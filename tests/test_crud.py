@@ -182,3 +182,43 @@ def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engin
         assert cc is not None and "weeks" in cc.statement  # readable, not a stem soup
         assert all(c.canonical_score is not None for c in members)
         assert len({c.canonical_id for c in claims}) < len(claims)
+
+
+class _Summary:
+    """A job summary that keeps changing after it is handed to the run."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"done": self.done}
+
+
+def test_ingest_run_closes_ok_partial_or_error_with_the_final_stats(engine: Engine) -> None:
+    from evidence.models import IngestRun
+
+    summary = _Summary()
+    with crud.ingest_run(engine, kind="ingest_articles", actor="tester",
+                         params={"inputs": ["a.txt"]}) as run:
+        with Session(engine) as s:  # committed before the work starts: a crash leaves a trace
+            assert s.get(IngestRun, run.id).status == "running"  # type: ignore[union-attr]
+        run.stats = summary
+        summary.done = 3  # read when the run closes, not when it is handed over
+    with crud.ingest_run(engine, kind="ingest_pubmed", actor="tester", params={}) as run:
+        run.problems.extend(["NCBI error: busy", "network unavailable"])
+    with pytest.raises(InputError, match="no such file"):
+        with crud.ingest_run(engine, kind="ingest_medline", actor="tester", params={}) as run:
+            run.stats = {"inserted": 2}
+            raise InputError("big.xml.gz: no such file")
+    with Session(engine) as s:
+        rows = s.exec(select(IngestRun).order_by(col(IngestRun.id))).all()
+        assert [(r.kind, r.status, r.error, r.stats) for r in rows] == [
+            ("ingest_articles", "ok", None, {"done": 3}),
+            ("ingest_pubmed", "partial", "NCBI error: busy; network unavailable", {}),
+            ("ingest_medline", "error", "big.xml.gz: no such file", {"inserted": 2}),
+        ]
+        assert all(r.finished_at is not None for r in rows)
+        actions = s.exec(select(AuditEvent.action).where(AuditEvent.entity == "ingest_run")
+                         .order_by(col(AuditEvent.id))).all()
+        assert actions == ["run.ingest_articles", "run.ingest_pubmed", "run.ingest_medline"]
+        assert audit.verify(s).ok

@@ -258,3 +258,53 @@ def test_engine_fixture_uses_database(engine: Engine) -> None:
     # Guard against the suite silently running on one backend only.
     assert engine.dialect.name in ("sqlite", "postgresql")
     assert db.schema_is_current(engine)
+
+
+def test_pubmed_progress_counts_pmids_against_the_pmid_total(
+    seeded: Engine, fake_eutils: FakeEutils
+) -> None:
+    _serve_seed_studies(fake_eutils)
+    calls: list[tuple[str, int, int | None]] = []
+    jobs.ingest_pubmed(seeded, _client(fake_eutils),
+                       progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    # Four citations resolve to three PMIDs, fetched in one batch.
+    assert calls == [("PubMed records", 0, 3), ("PubMed records", 3, 3)]
+    # Stored PMIDs count at once; the rest as their batches are stored; one total: PMIDs.
+    calls.clear()
+    stored, absent = str(IV_KETAMINE_RCT["pmid"]), "99999998"
+    fake_eutils.add_missing(absent)
+    summary = jobs.ingest_pubmed(seeded, _client(fake_eutils), pmids=[stored, absent, stored],
+                                 progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert summary.missing == [absent]
+    assert calls == [("PubMed records", 0, 2), ("PubMed records", 1, 2),
+                     ("PubMed records", 2, 2)]
+
+
+def test_medline_progress_counts_records_per_file(engine: Engine, tmp_path: Path) -> None:
+    base = tmp_path / "base.xml"
+    base.write_bytes(article_set(*[article_xml(str(51000000 + i), title=f"Study {i}")
+                                   for i in range(25)]))
+    calls: list[tuple[str, int, int | None]] = []
+    jobs.ingest_medline(engine, [base], batch_size=10,
+                        progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert calls == [("base.xml", n, None) for n in (0, 10, 20, 25)]
+
+
+def test_each_job_is_one_ingest_run(seeded: Engine, fake_eutils: FakeEutils,
+                                    tmp_path: Path) -> None:
+    from evidence.errors import ParseError
+    from evidence.models import IngestRun
+
+    _serve_seed_studies(fake_eutils)
+    fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))  # reported: the run is partial
+    assert jobs.ingest_pubmed(seeded, _client(fake_eutils)).problems
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(article_set(article_xml("1", title="x"))[:-40])
+    with pytest.raises(ParseError):
+        jobs.ingest_medline(seeded, [bad])
+    jobs.link(seeded)
+    with Session(seeded) as s:
+        runs = [(r.kind, r.status) for r in s.exec(select(IngestRun)
+                                                   .order_by(col(IngestRun.id))).all()]
+    assert runs == [("ingest_articles", "ok"), ("ingest_pubmed", "partial"),
+                    ("ingest_medline", "error"), ("link", "ok")]
