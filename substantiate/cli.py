@@ -76,10 +76,12 @@ def _progress(*, enabled: bool = True) -> Iterator[jobs.Progress]:
         rich_progress.MofNCompleteColumn(), rich_progress.TimeElapsedColumn(),
         console=err, transient=True, disable=not (enabled and err.is_terminal),
     ) as bar:
-        task = bar.add_task("", total=None)
+        tasks: dict[str, rich_progress.TaskID] = {}
 
         def show(label: str, done: int, total: int | None) -> None:
-            bar.update(task, description=label, completed=done, total=total)
+            if label not in tasks:  # one line per stage
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
 
         yield show
 
