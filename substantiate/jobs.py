@@ -141,7 +141,7 @@ def ingest_articles(
     advance = _stage(progress, "articles", len(items))
     with crud.ingest_run(engine, kind="ingest_articles", actor=actor,
                          params={"inputs": list(inputs)}) as run:
-        run.stats = summary
+        run.stats, run.problems = summary, summary.errors  # the run reads the summary
         summary.run_id = run.id
         for item in items:
             try:
@@ -156,7 +156,6 @@ def ingest_articles(
                 if not keep_going:
                     raise
                 summary.errors.append(str(e))
-                run.problems.append(str(e))
             else:
                 setattr(summary, res.status, getattr(summary, res.status) + 1)
                 summary.claims += res.claims
@@ -232,7 +231,7 @@ def ingest_pubmed(
     with crud.ingest_run(engine, kind="ingest_pubmed", actor=actor,
                          params={"pmids": list(pmids), "query": query, "max": max_results,
                                  "refresh": refresh}) as run:
-        run.stats = summary
+        run.stats, run.problems = summary, summary.problems  # the run reads the summary
         targets: list[str] = list(pmids)
         try:
             if query:
@@ -255,7 +254,6 @@ def ingest_pubmed(
             pubmed.mark_missing(engine, missing, actor=actor)
         except (NCBIUnavailable, NCBIError, ParseError) as e:
             summary.problems.append(str(e))
-            run.problems.append(str(e))
             status = "unavailable" if isinstance(e, NCBIUnavailable) else "ncbi_error"
             prefix = "network unavailable" if status == "unavailable" else "NCBI error"
             pubmed.mark_unfetched(engine, status=status, reason=f"{prefix}: {e}", actor=actor)

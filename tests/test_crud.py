@@ -222,3 +222,23 @@ def test_ingest_run_closes_ok_partial_or_error_with_the_final_stats(engine: Engi
                          .order_by(col(AuditEvent.id))).all()
         assert actions == ["run.ingest_articles", "run.ingest_pubmed", "run.ingest_medline"]
         assert audit.verify(s).ok
+
+
+def test_ingest_articles_keep_going_is_a_partial_run_with_progress_per_item(
+    engine: Engine, tmp_path
+) -> None:
+    from evidence.models import IngestRun
+    from substantiate import jobs
+
+    (tmp_path / "a.txt").write_text(TEXT)
+    (tmp_path / "b.txt").write_text("  \n")
+    calls: list[tuple[str, int, int | None]] = []
+    summary = jobs.ingest_articles(engine, [str(tmp_path)], keep_going=True,
+                                   progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert summary.new == 1 and len(summary.errors) == 1
+    assert calls == [("articles", 0, 2), ("articles", 1, 2), ("articles", 2, 2)]
+    with Session(engine) as s:
+        run = s.get(IngestRun, summary.run_id)
+        assert run is not None and run.status == "partial"
+        assert run.error == summary.errors[0] and "empty" in run.error
+        assert run.stats["new"] == 1
