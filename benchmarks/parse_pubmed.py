@@ -14,8 +14,8 @@ is its own:
   so it gets the gzipped copy and is compared with ``ours_gz`` on the same file;
 - ``ours_gz`` / ``ours_gz_big``: ours on the gzipped file at ``--records`` and ``--big``
   records, to show that peak memory does not grow with the file;
-- ``load_medline_files``: parse plus load into a temporary SQLite database, when
-  ``ingest.medline.load_medline_files`` exists.
+- ``ingest_medline``: parse plus load into a temporary SQLite database through the job
+  ``substantiate ingest medline`` runs (``substantiate.jobs.ingest_medline``).
 
 It prints one JSON object. Ratios use CPU seconds of the parsing loop (best of
 ``--repeat`` runs) because the benchmark often shares its machine; wall-clock figures are
@@ -123,15 +123,10 @@ def _prepare_pubmed_parser(path: Path) -> Timed:
 
 
 def _prepare_load(path: Path) -> Timed:
-    # HOOK (bulk loader): times parse + load of ``path`` into a fresh SQLite database
-    # through ingest.medline.load_medline_files. The driver reports the entry as skipped
-    # while that function does not exist; if its signature changes, adjust the call below.
+    # Times parse + load of ``path`` into a fresh SQLite database through the bulk-load job.
     from evidence import db
-    from ingest import medline
+    from substantiate import jobs
 
-    load = getattr(medline, "load_medline_files", None)
-    if load is None:
-        raise LookupError("ingest.medline has no load_medline_files")
     tmp = tempfile.TemporaryDirectory(prefix="bench-load-")
     engine = db.make_engine(f"sqlite:///{Path(tmp.name) / 'bench.sqlite'}")
     atexit.register(tmp.cleanup)
@@ -139,7 +134,7 @@ def _prepare_load(path: Path) -> Timed:
     db.upgrade(engine)
 
     def timed() -> int:
-        summary = load(engine, [path])
+        summary = jobs.ingest_medline(engine, [path])
         total = summary.total
         return int(total.inserted + total.updated + total.unchanged)
 
@@ -289,13 +284,10 @@ def run(
     contenders["pubmed_parser"]["note"] = (
         "parse_medline_xml only opens gzip files: compare with ours_gz (same file)"
     )
-    if importlib.util.find_spec("ingest.medline") is None:
-        contenders["load_medline_files"] = {"skipped": "ingest.medline does not exist yet"}
-    else:
-        contenders["load_medline_files"] = _measure("load", subset, 1)
-        contenders["load_medline_files"]["note"] = (
-            "parse + load into a fresh SQLite database (WAL), on the Biopython subset"
-        )
+    contenders["ingest_medline"] = _measure("load", subset, 1)
+    contenders["ingest_medline"]["note"] = (
+        "parse + load into a fresh SQLite database (WAL), on the Biopython subset"
+    )
 
     small_rss = contenders["ours_gz"].get("peak_rss_mb")
     big_rss = contenders["ours_gz_big"].get("peak_rss_mb")

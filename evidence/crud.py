@@ -6,34 +6,27 @@ compare-and-swap on ``version`` so a stale write is refused with ``StaleWrite``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import update
-from sqlmodel import Session, SQLModel, col, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, SQLModel, select
 
 from evidence import audit
+from evidence.canonical import DEFAULT_GROUP_THRESHOLD, canonical_statement, claim_similarity
+from evidence.db import session_scope
 from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.models import (
     ROLES,
     AppUser,
-    Article,
     CanonicalClaim,
-    Citation,
     Claim,
     IngestRun,
     utcnow,
-)
-from ingest.articles import ParsedArticle
-from ingest.citations import extract_citations, is_scholarly
-from ingest.claims import (
-    DEFAULT_GROUP_THRESHOLD,
-    canonical_statement,
-    claim_similarity,
-    extract_claims,
 )
 
 T = TypeVar("T", bound=SQLModel)
@@ -111,143 +104,101 @@ def update_versioned(
     return row
 
 
-def start_run(session: Session, *, kind: str, actor: str, params: dict[str, Any]) -> IngestRun:
-    """Open an ``ingest_run`` row for a command's run."""
-    run = IngestRun(kind=kind, actor=actor, params=params)
-    session.add(run)
-    session.flush()
-    return run
+class _HasAsDict(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
 
 
-def finish_run(session: Session, *, run: IngestRun, stats: dict[str, Any],
-               status: str = "ok", error: str | None = None) -> IngestRun:
-    """Close an ``ingest_run`` row with its statistics, and audit the run."""
-    run.finished_at = utcnow()
-    run.stats = stats
-    run.status = status
-    run.error = error
-    run.updated_at = utcnow()
-    session.add(run)
-    session.flush()
-    audit.record(session, actor=run.actor, action=f"run.{run.kind}", entity="ingest_run",
-                 entity_id=run.id, after=audit.snapshot(run))
-    return run
+@dataclass
+class RunLog:
+    """An open ``ingest_run``: what the job reports while it runs.
+
+    Attributes
+    ----------
+    id
+        The ``ingest_run`` row's id (articles and studies point at it).
+    stats
+        The job's statistics: a dict, or an object with ``as_dict()`` (a summary the job
+        keeps filling in), read when the run closes, so it holds what was done even when
+        the job fails part-way.
+    problems
+        What went wrong without stopping the job; any problem makes the run ``partial``.
+    """
+
+    id: int
+    stats: dict[str, Any] | _HasAsDict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- articles
+@contextmanager
+def ingest_run(
+    engine: Engine, *, kind: str, actor: str, params: dict[str, Any],
+) -> Iterator[RunLog]:
+    """Record a job as one ``ingest_run`` row, from start to finish.
 
-
-@dataclass(frozen=True)
-class ArticleIngestResult:
-    """What ingesting one document did."""
-
-    article: Article
-    status: str  # new | unchanged | new_version
-    claims: int
-    citations: int
-
-
-def ingest_article(
-    *, session: Session, parsed: ParsedArticle, actor: str = SYSTEM, run_id: int | None = None
-) -> ArticleIngestResult:
-    """Store an article with its claims and citations.
-
-    The same content at the same source again is a no-op. Changed content at a known source
-    becomes a new revision linked to the previous one; the previous revision, its claims and
-    any reviews of them stay untouched.
+    The row is committed as ``running`` before the block starts, so a job that dies
+    leaves a trace, and closed in its own transaction when the block ends: status ``ok``,
+    ``partial`` (``problems`` were reported; they become the run's ``error``) or, when the
+    block raises, ``error`` with the exception's message (the exception propagates).
+    Closing audits the run. Unlike the other writes this takes an engine: the run's rows
+    are committed apart from the job's own transactions.
 
     Parameters
     ----------
-    session
-        Open session (the caller commits).
-    parsed
-        The document as read by ``ingest.articles``.
+    engine
+        Database engine.
+    kind
+        What the job is (``ingest_articles``, ``ingest_pubmed``, ``ingest_medline``,
+        ``link``).
     actor
-        Recorded in the audit trail.
-    run_id
-        The ``ingest_run`` this belongs to.
+        Who ran it.
+    params
+        The job's inputs, as JSON.
 
-    Returns
-    -------
-    ArticleIngestResult
-
-    Raises
+    Yields
     ------
-    InputError
-        The document has no text.
+    RunLog
+        The block sets ``stats`` and appends ``problems`` on it.
+
+    Examples
+    --------
+    >>> with crud.ingest_run(engine, kind="ingest_articles", actor="cli:ann",
+    ...                      params={"inputs": paths}) as run:
+    ...     run.stats = summary          # read again when the run closes
+    ...     run.problems.append("post.html: the article is empty")
     """
-    if not parsed.text.strip():
-        raise InputError(f"{parsed.source}: the article is empty")
-    same = session.exec(
-        select(Article).where(Article.source == parsed.source, Article.sha256 == parsed.sha256)
-    ).first()
-    if same is not None:
-        return ArticleIngestResult(same, "unchanged", 0, 0)
-    previous = session.exec(
-        select(Article).where(Article.source == parsed.source, col(Article.is_current))
-    ).first()
-    article = Article(
-        source=parsed.source,
-        title=parsed.title,
-        text=parsed.text,
-        sha256=parsed.sha256,
-        content_type=parsed.content_type,
-        revision=(previous.revision + 1) if previous else 1,
-        previous_id=previous.id if previous else None,
-        ingest_run_id=run_id,
-    )
-    if previous is not None:
-        assert previous.id is not None
-        update_versioned(session, Article, previous.id, expected_version=previous.version,
-                         changes={"is_current": False}, actor=actor, action="article.supersede")
-    session.add(article)
-    session.flush()
-    audit.record(session, actor=actor, action="article.ingest", entity="article",
-                 entity_id=article.id, after=audit.snapshot(article))
-    n_claims = _add_claims(session, article=article, actor=actor)
-    n_cites = _add_citations(session, article=article, parsed=parsed, actor=actor)
-    return ArticleIngestResult(article, "new_version" if previous else "new", n_claims, n_cites)
-
-
-def _add_claims(session: Session, *, article: Article, actor: str) -> int:
-    assert article.id is not None
-    candidates = extract_claims(article.text)
-    claims: list[Claim] = []
-    for cand in candidates:
-        if article.text[cand.start:cand.end] != cand.text:
-            raise InputError(f"claim span {cand.start}:{cand.end} does not match the text")
-        claim = Claim(article_id=article.id, start=cand.start, end=cand.end, text=cand.text,
-                      category=cand.category, checkworthiness=cand.checkworthiness,
-                      cues=list(cand.cues))
-        session.add(claim)
-        claims.append(claim)
-    session.flush()
-    assign_canonical(session=session, claims=claims, actor=actor)
-    for claim in claims:
-        audit.record(session, actor=actor, action="claim.extract", entity="claim",
-                     entity_id=claim.id, after=audit.snapshot(claim))
-    return len(claims)
-
-
-def _add_citations(session: Session, *, article: Article, parsed: ParsedArticle,
-                   actor: str) -> int:
-    assert article.id is not None
-    n = 0
-    for cand in extract_citations(parsed.text, parsed.links):
-        scholarly = is_scholarly(cand.kind)
-        cit = Citation(
-            article_id=article.id, raw=cand.raw, kind=cand.kind, identifier=cand.identifier,
-            start=cand.start, end=cand.end,
-            status="pending" if scholarly else "not_scholarly",
-            status_reason=None if scholarly else "web link: not a scholarly source, not evidence",
-            pmid=cand.identifier if cand.kind == "pmid" else None,
-        )
-        session.add(cit)
+    with session_scope(engine) as session:
+        row = IngestRun(kind=kind, actor=actor, params=params)
+        session.add(row)
         session.flush()
-        audit.record(session, actor=actor, action="citation.extract", entity="citation",
-                     entity_id=cit.id, after=audit.snapshot(cit))
-        n += 1
-    return n
+        assert row.id is not None
+        log = RunLog(id=row.id)
+    try:
+        yield log
+    except BaseException as e:
+        try:
+            _close_run(engine, log, status="error", error=str(e) or type(e).__name__)
+        except Exception as close_error:  # the job's own error is the one to report
+            e.add_note(f"the ingest_run row {log.id} could not be closed: {close_error}")
+        raise
+    _close_run(engine, log, status="partial" if log.problems else "ok",
+               error="; ".join(log.problems) or None)
+
+
+def _close_run(engine: Engine, log: RunLog, *, status: str, error: str | None) -> None:
+    stats = log.stats if isinstance(log.stats, dict) else log.stats.as_dict()
+    with session_scope(engine) as session:
+        row = session.get(IngestRun, log.id)
+        if row is None:
+            raise NotFound(f"ingest_run {log.id} does not exist")
+        row.finished_at = row.updated_at = utcnow()
+        row.stats, row.status, row.error = stats, status, error
+        session.add(row)
+        session.flush()
+        audit.record(session, actor=row.actor, action=f"run.{row.kind}", entity="ingest_run",
+                     entity_id=row.id, after=audit.snapshot(row))
+
+
+# --------------------------------------------------------------------------- claim library
 
 
 def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str) -> None:

@@ -1,4 +1,4 @@
-"""PubMed ingestion: resolve article citations to PMIDs, fetch records, store them.
+"""PubMed ingestion steps: resolve article citations to PMIDs, fetch records, store them.
 
 Every E-utilities response is stored exactly in ``raw_record`` (with sha256, the request
 minus the API key, and the retrieval time); each study points at the response it was parsed
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -59,26 +58,6 @@ def save_response(session: Session, raw: RawResponse) -> RawRecord:
     return store_raw(session, body=raw.body, source="eutils", utility=raw.utility,
                      url=raw.url, method=raw.method, params=params, http_status=raw.status,
                      retrieved_at=raw.retrieved_at, sha256=raw.sha256)
-
-
-@dataclass
-class PubmedSummary:
-    """What an ``ingest pubmed`` run did."""
-
-    resolved: dict[str, int] = field(default_factory=dict)
-    fetched: LoadStats = field(default_factory=LoadStats)
-    requested: int = 0
-    from_cache: int = 0
-    missing: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    query_pmids: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {"resolved": self.resolved, "fetched": self.fetched.as_dict(),
-                "requested": self.requested, "from_cache": self.from_cache,
-                "missing": self.missing, "problems": self.problems,
-                "query_pmids": self.query_pmids}
 
 
 def _set_status(session: Session, cit: Citation, *, status: str, reason: str | None,
@@ -167,12 +146,27 @@ def fetch_studies(
     *,
     refresh: bool = False,
     actor: str = "system",
-    on_batch: Callable[[int], None] | None = None,
+    on_pmids: Callable[[int], None] | None = None,
 ) -> tuple[LoadStats, list[str], int]:
     """Fetch and store PubMed records for ``pmids``.
 
     Each efetch response is parsed completely before anything is written; the response
     and the studies parsed from it are stored in one transaction.
+
+    Parameters
+    ----------
+    engine, client
+        Database engine and E-utilities client.
+    pmids
+        PMIDs to fetch; duplicates and blanks are dropped.
+    refresh
+        Fetch again even the PMIDs already stored.
+    actor
+        Recorded on audit events.
+    on_pmids
+        Progress: called with how many of the (unique) PMIDs were just settled: the ones
+        already stored at once, then each batch's as it is stored. The calls add up to
+        the number of unique PMIDs asked for.
 
     Returns
     -------
@@ -195,6 +189,8 @@ def fetch_studies(
                                              col(Study.raw_record_id).is_not(None))
                 ).all())
     todo = [p for p in wanted if p not in cached]
+    if on_pmids and cached:
+        on_pmids(len(cached))
     stats = LoadStats()
     seen: set[str] = set()
     if todo:
@@ -206,8 +202,8 @@ def fetch_studies(
             stats.add(batch_stats)
             client.drain_responses()  # this efetch body is stored above, with its studies
             seen.update(i.pmid for i in items if isinstance(i, PubmedRecord))
-            if on_batch:
-                on_batch(raw.id_count or len(items))
+            if on_pmids:
+                on_pmids(raw.id_count)  # PMIDs asked for, found or not
     missing = [p for p in todo if p not in seen]
     return stats, missing, len(cached)
 
@@ -246,61 +242,6 @@ def mark_missing(engine: Engine, missing: Sequence[str], *, actor: str) -> None:
                             actor=actor)
 
 
-def ingest_pubmed(
-    engine: Engine,
-    client: EntrezClient,
-    *,
-    pmids: Sequence[str] = (),
-    query: str | None = None,
-    max_results: int = 20,
-    refresh: bool = False,
-    actor: str = "system",
-    on_batch: Callable[[int], None] | None = None,
-) -> PubmedSummary:
-    """Resolve pending citations and fetch their records; or fetch given PMIDs / a query.
-
-    With neither ``pmids`` nor ``query``, every pending citation of every article is
-    resolved and fetched. Network faults are reported in ``problems`` (and on the
-    citations' status) rather than raised, so the rest of the run carries on.
-    """
-    summary = PubmedSummary()
-    with session_scope(engine) as session:
-        run = crud.start_run(session, kind="ingest_pubmed", actor=actor,
-                             params={"pmids": list(pmids), "query": query,
-                                     "max": max_results, "refresh": refresh})
-        run_id = run.id
-    targets: list[str] = list(pmids)
-    try:
-        if query:
-            summary.query_pmids = search_pmids(engine, client, query, max_results=max_results,
-                                               refresh=refresh)
-            targets.extend(summary.query_pmids)
-        if not pmids and not query:
-            summary.resolved = resolve_citations(engine, client, refresh=refresh, actor=actor)
-            with Session(engine) as session:
-                targets = sorted({c.pmid for c in session.exec(
-                    select(Citation).where(Citation.status == "resolved")).all() if c.pmid})
-        summary.requested = len(set(targets))
-        stats, missing, cached = fetch_studies(engine, client, targets, refresh=refresh,
-                                               actor=actor, on_batch=on_batch)
-        summary.fetched, summary.missing, summary.from_cache = stats, missing, cached
-        mark_missing(engine, missing, actor=actor)
-    except (NCBIUnavailable, NCBIError, ParseError) as e:
-        summary.problems.append(str(e))
-        status = "unavailable" if isinstance(e, NCBIUnavailable) else "ncbi_error"
-        prefix = "network unavailable" if status == "unavailable" else "NCBI error"
-        mark_unfetched(engine, status=status, reason=f"{prefix}: {e}", actor=actor)
-    with session_scope(engine) as session:
-        from evidence.models import IngestRun
-
-        run_row = session.get(IngestRun, run_id)
-        assert run_row is not None
-        crud.finish_run(session, run=run_row, stats=summary.as_dict(),
-                        status="ok" if not summary.problems else "partial",
-                        error="; ".join(summary.problems) or None)
-    return summary
-
-
 def mark_unfetched(engine: Engine, *, status: str, reason: str, actor: str) -> None:
     """Resolved citations whose record could not be fetched get ``status`` and ``reason``.
 
@@ -324,8 +265,8 @@ def unresolved_citations(session: Session) -> list[Citation]:
     ).all())
 
 
-__all__ = ["PubmedSummary", "fetch_studies", "ingest_pubmed", "make_client",
-           "resolve_citations", "save_response", "search_pmids"]
+__all__ = ["fetch_studies", "make_client", "resolve_citations", "save_response",
+           "search_pmids"]
 
 
 def discoverer(

@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 
 from benchmarks.claims_quality import evaluate, load_gold, main, spans_match
+from evidence.canonical import (
+    DEFAULT_GROUP_THRESHOLD,
+    ClaimGroup,
+    canonical_statement,
+    claim_similarity,
+    group_claims,
+)
 from ingest.articles import read_path
 from ingest.claims import (
     CATEGORIES,
     CATEGORY_DESCRIPTIONS,
-    DEFAULT_GROUP_THRESHOLD,
     MIN_CHECKWORTHINESS,
-    ClaimGroup,
-    canonical_statement,
-    claim_similarity,
     extract_claims,
-    group_claims,
     score_sentence,
     score_sentences,
     split_sentences,

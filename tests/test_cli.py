@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence import cli
+from substantiate import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "data" / "articles"

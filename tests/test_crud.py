@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from evidence import audit, crud
 from evidence.errors import InputError, PermissionDenied, StaleWrite
 from evidence.models import Article, AuditEvent, CanonicalClaim, Citation, Claim
+from ingest import store
 from ingest.articles import parse_document
 
 TEXT = (
@@ -21,9 +22,9 @@ TEXT = (
 )
 
 
-def _ingest(session: Session, text: str, source: str = "post.txt") -> crud.ArticleIngestResult:
+def _ingest(session: Session, text: str, source: str = "post.txt") -> store.ArticleIngestResult:
     parsed = parse_document(text.encode(), source=source)
-    res = crud.ingest_article(session=session, parsed=parsed, actor="tester")
+    res = store.store_article(session=session, parsed=parsed, actor="tester")
     session.commit()
     return res
 
@@ -166,10 +167,10 @@ def test_users_and_roles(session: Session) -> None:
 def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engine) -> None:
     from pathlib import Path
 
-    from evidence import pipeline
+    from substantiate import jobs
 
     seeds = Path(__file__).resolve().parents[1] / "data" / "articles"
-    pipeline.ingest_articles(engine, [str(seeds)])
+    jobs.ingest_articles(engine, [str(seeds)])
     with Session(engine) as s:
         claims = s.exec(select(Claim)).all()
         weeks = [c for c in claims if "weeks" in c.text and "antidepressant" in c.text.lower()]
@@ -181,3 +182,63 @@ def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engin
         assert cc is not None and "weeks" in cc.statement  # readable, not a stem soup
         assert all(c.canonical_score is not None for c in members)
         assert len({c.canonical_id for c in claims}) < len(claims)
+
+
+class _Summary:
+    """A job summary that keeps changing after it is handed to the run."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"done": self.done}
+
+
+def test_ingest_run_closes_ok_partial_or_error_with_the_final_stats(engine: Engine) -> None:
+    from evidence.models import IngestRun
+
+    summary = _Summary()
+    with crud.ingest_run(engine, kind="ingest_articles", actor="tester",
+                         params={"inputs": ["a.txt"]}) as run:
+        with Session(engine) as s:  # committed before the work starts: a crash leaves a trace
+            assert s.get(IngestRun, run.id).status == "running"  # type: ignore[union-attr]
+        run.stats = summary
+        summary.done = 3  # read when the run closes, not when it is handed over
+    with crud.ingest_run(engine, kind="ingest_pubmed", actor="tester", params={}) as run:
+        run.problems.extend(["NCBI error: busy", "network unavailable"])
+    with pytest.raises(InputError, match="no such file"):
+        with crud.ingest_run(engine, kind="ingest_medline", actor="tester", params={}) as run:
+            run.stats = {"inserted": 2}
+            raise InputError("big.xml.gz: no such file")
+    with Session(engine) as s:
+        rows = s.exec(select(IngestRun).order_by(col(IngestRun.id))).all()
+        assert [(r.kind, r.status, r.error, r.stats) for r in rows] == [
+            ("ingest_articles", "ok", None, {"done": 3}),
+            ("ingest_pubmed", "partial", "NCBI error: busy; network unavailable", {}),
+            ("ingest_medline", "error", "big.xml.gz: no such file", {"inserted": 2}),
+        ]
+        assert all(r.finished_at is not None for r in rows)
+        actions = s.exec(select(AuditEvent.action).where(AuditEvent.entity == "ingest_run")
+                         .order_by(col(AuditEvent.id))).all()
+        assert actions == ["run.ingest_articles", "run.ingest_pubmed", "run.ingest_medline"]
+        assert audit.verify(s).ok
+
+
+def test_ingest_articles_keep_going_is_a_partial_run_with_progress_per_item(
+    engine: Engine, tmp_path
+) -> None:
+    from evidence.models import IngestRun
+    from substantiate import jobs
+
+    (tmp_path / "a.txt").write_text(TEXT)
+    (tmp_path / "b.txt").write_text("  \n")
+    calls: list[tuple[str, int, int | None]] = []
+    summary = jobs.ingest_articles(engine, [str(tmp_path)], keep_going=True,
+                                   progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert summary.new == 1 and len(summary.errors) == 1
+    assert calls == [("articles", 0, 2), ("articles", 1, 2), ("articles", 2, 2)]
+    with Session(engine) as s:
+        run = s.get(IngestRun, summary.run_id)
+        assert run is not None and run.status == "partial"
+        assert run.error == summary.errors[0] and "empty" in run.error
+        assert run.stats["new"] == 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer.main
 
-from evidence.cli import app
 from evidence.config import Settings
+from substantiate.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from evidence import audit, linking, pipeline
+from evidence import audit, linking
 from evidence.models import Assessment, AuditEvent, Citation, Claim, EvidenceLink, Study
 from ingest.load import upsert_studies
 from ingest.pubmed_xml import parse_pubmed_bytes
+from substantiate import jobs
 from tests.pubmed_records import (
     ASTHMA_STUDY,
     EATING_DISORDER_REVIEW,
@@ -52,7 +53,7 @@ def _resolve_all(engine: Engine) -> None:
 @pytest.fixture
 def linked(engine: Engine, tmp_path: Path) -> Engine:
     (tmp_path / "post.txt").write_text(ARTICLE)
-    pipeline.ingest_articles(engine, [str(tmp_path / "post.txt")])
+    jobs.ingest_articles(engine, [str(tmp_path / "post.txt")])
     _load(engine, IV_KETAMINE_RCT, EATING_DISORDER_REVIEW, ESKETAMINE_SPRAY, RETRACTED_STUDY)
     _resolve_all(engine)
     linking.link_all(engine)
@@ -156,7 +157,7 @@ def test_discovery_fetches_pubmed_hits_per_canonical_claim(engine: Engine, tmp_p
     from ingest import pubmed
 
     (tmp_path / "post.txt").write_text(ARTICLE)
-    pipeline.ingest_articles(engine, [str(tmp_path / "post.txt")])
+    jobs.ingest_articles(engine, [str(tmp_path / "post.txt")])
     with Session(engine) as s:
         target = _claim(s, "within 24 hours")
         cc = s.get(CanonicalClaim, target.canonical_id)

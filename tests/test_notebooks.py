@@ -9,8 +9,9 @@ import pytest
 from nbclient import NotebookClient
 from sqlmodel import Session, select
 
-from evidence import db, pipeline
+from evidence import db
 from evidence.models import AuditEvent
+from substantiate import jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -23,7 +24,7 @@ def test_notebook_runs_and_reads_only(path: Path, tmp_path: Path,
     monkeypatch.setenv("DATABASE_URL", url)
     engine = db.make_engine(url)
     db.upgrade(engine)
-    pipeline.ingest_articles(engine, [str(ROOT / "data" / "articles")])
+    jobs.ingest_articles(engine, [str(ROOT / "data" / "articles")])
     with Session(engine) as s:
         events_before = len(s.exec(select(AuditEvent)).all())
     nb = nbformat.read(path, as_version=4)

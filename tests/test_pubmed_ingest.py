@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from evidence import audit, cli, db
+from evidence import audit, db
 from evidence.models import AuditEvent, Citation, RawRecord, Study
 from ingest import pubmed
 from ingest.load import raw_body
-from ingest.medline import load_medline_files
+from substantiate import cli, jobs
 from tests.fake_eutils import FakeEutils, Fault
 from tests.pubmed_records import IV_KETAMINE_RCT, article_set, article_xml
 from tests.seed_records import (
@@ -40,15 +40,13 @@ def seeded(engine: Engine, tmp_path: Path) -> Engine:
     The real records article 004 cites cannot be fetched here, and no test may put invented
     content under their identifiers; see ``tests/seed_records.py``.
     """
-    from evidence import pipeline
-
-    pipeline.ingest_articles(engine, [str(write_seed_corpus(tmp_path / "articles"))])
+    jobs.ingest_articles(engine, [str(write_seed_corpus(tmp_path / "articles"))])
     return engine
 
 
 def test_resolves_and_fetches_seed_citations(seeded: Engine, fake_eutils: FakeEutils) -> None:
     serve_seed_records(fake_eutils)
-    summary = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    summary = jobs.ingest_pubmed(seeded, _client(fake_eutils))
     assert summary.problems == []
     assert summary.resolved == {"resolved": 4}
     assert summary.fetched.inserted == 4
@@ -90,12 +88,12 @@ def test_rerun_serves_from_database_and_refresh_refetches(
     seeded: Engine, fake_eutils: FakeEutils
 ) -> None:
     serve_seed_records(fake_eutils)
-    pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    jobs.ingest_pubmed(seeded, _client(fake_eutils))
     fake_eutils.clear_log()
-    again = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    again = jobs.ingest_pubmed(seeded, _client(fake_eutils))
     assert fake_eutils.requests == []
     assert again.from_cache == 4 and again.fetched.inserted == 0
-    pubmed.ingest_pubmed(seeded, _client(fake_eutils), pmids=[SEED_NARRATIVE_REVIEW["pmid"]],
+    jobs.ingest_pubmed(seeded, _client(fake_eutils), pmids=[SEED_NARRATIVE_REVIEW["pmid"]],
                          refresh=True)
     assert [r.utility for r in fake_eutils.requests] == ["efetch"]
 
@@ -105,11 +103,11 @@ def test_newer_version_of_record_updates_study_and_is_audited(
 ) -> None:
     pmid = str(IV_KETAMINE_RCT["pmid"])
     fake_eutils.add_record(pmid, article_xml(**IV_KETAMINE_RCT))  # type: ignore[arg-type]
-    pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid])
+    jobs.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid])
     changed = dict(IV_KETAMINE_RCT, publication_types=("Journal Article",
                                                        "Retracted Publication"))
     fake_eutils.add_record(pmid, article_xml(**changed))  # type: ignore[arg-type]
-    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid], refresh=True)
+    summary = jobs.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid], refresh=True)
     assert summary.fetched.updated == 1
     with Session(engine) as s:
         study = s.exec(select(Study).where(Study.pmid == pmid)).one()
@@ -117,27 +115,27 @@ def test_newer_version_of_record_updates_study_and_is_audited(
         ev = s.exec(select(AuditEvent).where(AuditEvent.action == "study.update")).one()
         assert ev.before["is_retracted"] is False and ev.after["is_retracted"] is True
     # Same content once more: nothing changes.
-    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid], refresh=True)
+    summary = jobs.ingest_pubmed(engine, _client(fake_eutils), pmids=[pmid], refresh=True)
     assert summary.fetched.unchanged == 1 and summary.fetched.updated == 0
 
 
 def test_truncated_response_stores_nothing(engine: Engine, fake_eutils: FakeEutils) -> None:
     pmids = [str(90001000 + i) for i in range(30)]
     fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))
-    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
+    summary = jobs.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
     assert len(summary.problems) == 1 and "PubmedArticleSet" in summary.problems[0]
     with Session(engine) as s:
         assert s.exec(select(Study)).all() == []
         assert s.exec(select(RawRecord).where(RawRecord.utility == "efetch")).all() == []
     # The next run fetches everything.
-    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
+    summary = jobs.ingest_pubmed(engine, _client(fake_eutils), pmids=pmids)
     assert summary.fetched.inserted == 30 and not summary.problems
 
 
 def test_network_unavailable_marks_citations_with_reason(seeded: Engine) -> None:
     client = pubmed.EntrezClient("t@example.org", base_url="http://127.0.0.1:9/eutils/",
                                  max_wait=0.5, max_retries=1, backoff_base=0.01)
-    summary = pubmed.ingest_pubmed(seeded, client)
+    summary = jobs.ingest_pubmed(seeded, client)
     with Session(seeded) as s:
         doi = s.exec(select(Citation).where(Citation.kind == "doi")).one()
         assert doi.status == "unavailable"
@@ -152,7 +150,7 @@ def test_missing_pmid_is_not_in_pubmed(seeded: Engine, fake_eutils: FakeEutils) 
     serve_seed_records(fake_eutils)
     pmid = SEED_NARRATIVE_REVIEW["pmid"]
     fake_eutils.add_missing(pmid)
-    summary = pubmed.ingest_pubmed(seeded, _client(fake_eutils))
+    summary = jobs.ingest_pubmed(seeded, _client(fake_eutils))
     assert summary.missing == [pmid]
     with Session(seeded) as s:
         c = s.exec(select(Citation).where(Citation.pmid == pmid)).one()
@@ -164,7 +162,7 @@ def test_api_key_never_stored_or_logged(engine: Engine, fake_eutils: FakeEutils,
     key = "SECRETKEY0123456789abcdef0123456789ab"
     caplog.set_level(logging.DEBUG)
     client = _client(fake_eutils, api_key=key)
-    pubmed.ingest_pubmed(engine, client, query="ketamine depression", max_results=5)
+    jobs.ingest_pubmed(engine, client, query="ketamine depression", max_results=5)
     assert any(r.param("api_key") == key for r in fake_eutils.requests)  # it was sent
     with Session(engine) as s:
         for raw in s.exec(select(RawRecord)).all():
@@ -176,12 +174,12 @@ def test_api_key_never_stored_or_logged(engine: Engine, fake_eutils: FakeEutils,
 
 def test_query_fetches_hits_and_caches_search(engine: Engine, fake_eutils: FakeEutils) -> None:
     fake_eutils.set_search("ketamine AND depression", ["90001101", "90001102"])
-    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
+    summary = jobs.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
                                    max_results=2)
     assert summary.query_pmids == ["90001101", "90001102"]
     assert summary.fetched.inserted == 2
     fake_eutils.clear_log()
-    pubmed.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
+    jobs.ingest_pubmed(engine, _client(fake_eutils), query="ketamine AND depression",
                          max_results=2)
     assert fake_eutils.requests == []
 
@@ -192,9 +190,9 @@ def test_medline_bulk_load_is_idempotent_and_applies_deletes(
     base = tmp_path / "base.xml.gz"
     recs = [article_xml(str(90002000 + i), title=f"Ketamine study {i}") for i in range(25)]
     base.write_bytes(gzip.compress(article_set(*recs)))
-    first = load_medline_files(engine, [base], batch_size=10)
+    first = jobs.ingest_medline(engine, [base], batch_size=10)
     assert first.total.inserted == 25
-    again = load_medline_files(engine, [base], batch_size=10)
+    again = jobs.ingest_medline(engine, [base], batch_size=10)
     assert again.total.unchanged == 25 and again.total.inserted == 0
     update_file = tmp_path / "update.xml"
     update_file.write_bytes(
@@ -202,7 +200,7 @@ def test_medline_bulk_load_is_idempotent_and_applies_deletes(
         + article_xml("90002001", title="Ketamine study 1 (corrected)")
         + b"<DeleteCitation><PMID Version=\"1\">90002002</PMID>"
           b"<PMID Version=\"1\">90002003</PMID></DeleteCitation></PubmedArticleSet>")
-    upd = load_medline_files(engine, [update_file])
+    upd = jobs.ingest_medline(engine, [update_file])
     assert (upd.total.updated, upd.total.deleted) == (1, 2)
     with Session(engine) as s:
         deleted = s.exec(select(Study.pmid).where(col(Study.deleted))).all()
@@ -218,7 +216,7 @@ def test_medline_truncated_file_is_a_clear_error(engine: Engine, tmp_path: Path)
     bad = tmp_path / "bad.xml"
     bad.write_bytes(article_set(article_xml("90002999", title="x"))[:-40])
     with pytest.raises(ParseError):
-        load_medline_files(engine, [bad])
+        jobs.ingest_medline(engine, [bad])
 
 
 def test_medline_real_fixtures_load(engine: Engine) -> None:
@@ -226,7 +224,7 @@ def test_medline_real_fixtures_load(engine: Engine) -> None:
 
     files = [shared_path("fixtures", "medline", "test_current_medline.xml.gz"),
              shared_path("fixtures", "medline", "pubmed-29768149.xml")]
-    summary = load_medline_files(engine, files)
+    summary = jobs.ingest_medline(engine, files)
     assert summary.total.inserted == 5
     with Session(engine) as s:
         st = s.exec(select(Study).where(Study.pmid == "29768149")).one()
@@ -273,3 +271,53 @@ def test_engine_fixture_uses_database(engine: Engine) -> None:
     # Guard against the suite silently running on one backend only.
     assert engine.dialect.name in ("sqlite", "postgresql")
     assert db.schema_is_current(engine)
+
+
+def test_pubmed_progress_counts_pmids_against_the_pmid_total(
+    seeded: Engine, fake_eutils: FakeEutils
+) -> None:
+    _serve_seed_studies(fake_eutils)
+    calls: list[tuple[str, int, int | None]] = []
+    jobs.ingest_pubmed(seeded, _client(fake_eutils),
+                       progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    # Four citations resolve to three PMIDs, fetched in one batch.
+    assert calls == [("PubMed records", 0, 3), ("PubMed records", 3, 3)]
+    # Stored PMIDs count at once; the rest as their batches are stored; one total: PMIDs.
+    calls.clear()
+    stored, absent = str(IV_KETAMINE_RCT["pmid"]), "99999998"
+    fake_eutils.add_missing(absent)
+    summary = jobs.ingest_pubmed(seeded, _client(fake_eutils), pmids=[stored, absent, stored],
+                                 progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert summary.missing == [absent]
+    assert calls == [("PubMed records", 0, 2), ("PubMed records", 1, 2),
+                     ("PubMed records", 2, 2)]
+
+
+def test_medline_progress_counts_records_per_file(engine: Engine, tmp_path: Path) -> None:
+    base = tmp_path / "base.xml"
+    base.write_bytes(article_set(*[article_xml(str(51000000 + i), title=f"Study {i}")
+                                   for i in range(25)]))
+    calls: list[tuple[str, int, int | None]] = []
+    jobs.ingest_medline(engine, [base], batch_size=10,
+                        progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert calls == [("base.xml", n, None) for n in (0, 10, 20, 25)]
+
+
+def test_each_job_is_one_ingest_run(seeded: Engine, fake_eutils: FakeEutils,
+                                    tmp_path: Path) -> None:
+    from evidence.errors import ParseError
+    from evidence.models import IngestRun
+
+    _serve_seed_studies(fake_eutils)
+    fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))  # reported: the run is partial
+    assert jobs.ingest_pubmed(seeded, _client(fake_eutils)).problems
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(article_set(article_xml("1", title="x"))[:-40])
+    with pytest.raises(ParseError):
+        jobs.ingest_medline(seeded, [bad])
+    jobs.link(seeded)
+    with Session(seeded) as s:
+        runs = [(r.kind, r.status) for r in s.exec(select(IngestRun)
+                                                   .order_by(col(IngestRun.id))).all()]
+    assert runs == [("ingest_articles", "ok"), ("ingest_pubmed", "partial"),
+                    ("ingest_medline", "error"), ("link", "ok")]

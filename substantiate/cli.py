@@ -1,4 +1,4 @@
-"""``substantiate``: the command line, a thin shell over ``evidence`` and ``ingest``."""
+"""``substantiate``: the command line, a thin shell over ``jobs``, ``evidence`` and ``ingest``."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import progress as rich_progress
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from evidence import audit, crud, db, export, pipeline, queries
+from evidence import audit, crud, db, export, queries
 from evidence.config import get_settings
 from evidence.errors import SubstantiateError
+from evidence.linking import LinkSummary
+from substantiate import jobs
 
 # markup=False: article text, titles and identifiers are printed as they are, never read
 # as rich markup ("[bold]" in a blog post stays text).
@@ -67,12 +69,21 @@ def _engine() -> Engine:
 
 
 @contextmanager
-def _progress(total: int, label: str, *, enabled: bool = True) -> Iterator[Any]:
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True,
-                  disable=not (enabled and err.is_terminal)) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda *_: bar.advance(task)
+def _progress(*, enabled: bool = True) -> Iterator[jobs.Progress]:
+    """A progress bar on stderr (when it is a terminal) fed by a job's progress callback."""
+    with rich_progress.Progress(
+        rich_progress.TextColumn("{task.description}"), rich_progress.BarColumn(),
+        rich_progress.MofNCompleteColumn(), rich_progress.TimeElapsedColumn(),
+        console=err, transient=True, disable=not (enabled and err.is_terminal),
+    ) as bar:
+        tasks: dict[str, rich_progress.TaskID] = {}
+
+        def show(label: str, done: int, total: int | None) -> None:
+            if label not in tasks:  # one line per stage
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield show
 
 
 def _emit_json(data: Any) -> None:
@@ -100,7 +111,7 @@ def _options(
     """Substantiate: a claim-evidence database for health-marketing content."""
     # Errors reach the user as one line from main(); logs are for when they ask for them.
     level = logging.INFO if verbose else logging.CRITICAL
-    for name in ("ingest", "evidence"):
+    for name in ("substantiate", "ingest", "evidence"):
         logging.getLogger(name).setLevel(level)
     if verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -131,10 +142,9 @@ def ingest_articles(
     Example: substantiate ingest articles data/articles https://example.org/post.html
     """
     engine = _engine()
-    items = pipeline.expand_inputs(inputs)
-    with _progress(len(items), "articles", enabled=not as_json) as tick:
-        summary = pipeline.ingest_articles(engine, items, actor=ACTOR, on_item=tick,
-                                           keep_going=keep_going)
+    with _progress(enabled=not as_json) as progress:
+        summary = jobs.ingest_articles(engine, inputs, actor=ACTOR, progress=progress,
+                                       keep_going=keep_going)
     if as_json:
         _emit_json(summary.as_dict())
         return
@@ -163,10 +173,10 @@ def ingest_pubmed(
 
     engine = _engine()
     client = pubmed.make_client()
-    with _progress(len(pmid or []) or max_results, "records", enabled=not as_json) as tick:
-        summary = pubmed.ingest_pubmed(engine, client, pmids=pmid or [], query=query,
-                                       max_results=max_results, refresh=refresh, actor=ACTOR,
-                                       on_batch=tick)
+    with _progress(enabled=not as_json) as progress:
+        summary = jobs.ingest_pubmed(engine, client, pmids=pmid or [], query=query,
+                                     max_results=max_results, refresh=refresh, actor=ACTOR,
+                                     progress=progress)
     if as_json:
         _emit_json(summary.as_dict())
     else:
@@ -191,17 +201,11 @@ def ingest_medline(
 
     Example: substantiate ingest medline pubmed25n0001.xml.gz pubmed25n1275.xml.gz
     """
-    from ingest.medline import load_medline_files
-
     engine = _engine()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True,
-                  disable=as_json or not err.is_terminal) as bar:
-        task = bar.add_task("records", total=None)
-        summary = load_medline_files(engine, files, actor=ACTOR,
-                                     on_records=lambda n: bar.advance(task, n))
+    with _progress(enabled=not as_json) as progress:
+        summary = jobs.ingest_medline(engine, files, actor=ACTOR, progress=progress)
     if as_json:
-        _emit_json({"files": summary.files, "total": summary.total.as_dict()})
+        _emit_json(summary.as_dict())
         return
     for f in summary.files:
         out.print(f"{f['file']}: {f['inserted']} new, {f['updated']} updated, "
@@ -237,27 +241,20 @@ def link_cmd(
 
     Example: substantiate link --discover
     """
-
-    from evidence import linking
+    from ingest import pubmed
 
     engine = _engine()
-    discoverer = None
-    if discover:
-        from ingest import pubmed
-
-        discoverer = pubmed.discoverer(engine, pubmed.make_client(), per_claim=per_claim,
-                                       actor=ACTOR)
-    with db.read_session(engine) as session:
-        n_claims = len(queries.claims(session))
-    with _progress(n_claims, "claims", enabled=not as_json) as tick:
-        summary = linking.link_all(engine, discover=discoverer, actor=ACTOR, on_claim=tick)
+    client = pubmed.make_client() if discover else None
+    with _progress(enabled=not as_json) as progress:
+        summary = jobs.link(engine, client=client, per_claim=per_claim, actor=ACTOR,
+                            progress=progress)
     if as_json:
         _emit_json(summary.as_dict())
         return
     _print_link_summary(summary)
 
 
-def _print_link_summary(summary: Any) -> None:
+def _print_link_summary(summary: LinkSummary) -> None:
     out.print(f"links: {summary.links_created} new, {summary.links_updated} updated, "
               f"{summary.links_removed} removed")
     for a in summary.articles:
@@ -454,68 +451,37 @@ def demo(
 
     Example: substantiate demo --no-app
     """
-    from sqlmodel import Session
-
-    from evidence import linking, review
-    from ingest import pubmed
-
     engine = _engine()
     if articles_dir is None:
         articles_dir = get_settings().data_dir / "articles"
-    items = pipeline.expand_inputs([str(articles_dir)])
-    with _progress(len(items), "articles", enabled=not as_json) as tick:
-        run = pipeline.ingest_articles(engine, items, actor=ACTOR, on_item=tick,
-                                       keep_going=True)
-    # PubMed: a quick probe first, so an offline machine says so at once and carries on.
-    client = pubmed.make_client(max_wait=min(get_settings().ncbi_max_wait, 10.0))
-    offline = pubmed.probe(client)
-    fetched: dict[str, Any] = {}
-    not_fetched: list[str] = []
-    if offline:
-        not_fetched = [f"{c.kind}:{c.identifier}" for c in pubmed.mark_unavailable(
-            engine, offline, actor=ACTOR)]
-    else:
-        fetched = pubmed.ingest_pubmed(engine, client, actor=ACTOR).as_dict()
-        with db.read_session(engine) as session:
-            not_fetched = [f"{c.kind}:{c.identifier} ({c.status})"
-                           for c in pubmed.unresolved_citations(session)]
-    with db.read_session(engine) as session:
-        n_claims = len(queries.claims(session))
-    with _progress(n_claims, "linking", enabled=not as_json) as tick:
-        links = linking.link_all(engine, actor=ACTOR, on_claim=tick)
-    with Session(engine) as session:
-        summary = pipeline.corpus_summary(session)
-        first_admin = review.ensure_first_admin(session)
-        session.commit()
-    summary["ingest"] = run.as_dict()
-    summary["pubmed"] = {"offline": offline, "fetched": fetched, "not_fetched": not_fetched}
-    summary["linking"] = links.as_dict()
+    with _progress(enabled=not as_json) as progress:
+        result = jobs.demo(engine, articles_dir, actor=ACTOR, progress=progress)
     if as_json:
-        if first_admin:
-            summary["admin"] = {"username": first_admin[0], "password": first_admin[1]}
-        _emit_json(summary)
+        _emit_json(result.as_dict())
         return
+    run, corpus, not_fetched = result.ingest, result.corpus, result.not_fetched
     out.print(f"database: {engine.url.render_as_string(hide_password=True)}")
-    out.print(f"articles: {summary['articles']} ({run.new} new, {run.new_version} new versions, "
+    out.print(f"articles: {corpus['articles']} ({run.new} new, {run.new_version} new versions, "
               f"{run.unchanged} unchanged)")
-    out.print(f"claims: {summary['claims']}")
-    for cat, n in summary["claims_by_category"].items():
+    out.print(f"claims: {corpus['claims']}")
+    for cat, n in corpus["claims_by_category"].items():
         out.print(f"  {cat}: {n}")
     out.print("citations:")
-    for kind, by_status in summary["citations_by_kind"].items():
+    for kind, by_status in corpus["citations_by_kind"].items():
         detail = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
         out.print(f"  {kind}: {sum(by_status.values())} ({detail})")
-    if offline:
+    if result.offline:
         out.print(f"PubMed not reachable, {len(not_fetched)} citations not fetched "
-                  f"({', '.join(not_fetched)}): {offline}")
+                  f"({', '.join(not_fetched)}): {result.offline}")
     elif not_fetched:
         out.print(f"{len(not_fetched)} citations not fetched: {', '.join(not_fetched)}")
-    _print_link_summary(links)
+    _print_link_summary(result.links)
     for e in run.errors:
         err.print(f"skipped: {e}")
-    if first_admin:
-        out.print(f"first run: created admin user {first_admin[0]!r} with password "
-                  f"{first_admin[1]!r} (shown once; sign in to the app with it)")
+    if result.first_admin:
+        name, password = result.first_admin
+        out.print(f"first run: created admin user {name!r} with password "
+                  f"{password!r} (shown once; sign in to the app with it)")
     if not no_app:
         app_cmd(port=None)
 

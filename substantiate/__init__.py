@@ -1,0 +1,1 @@
+"""The shells on top of ``evidence`` and ``ingest``: the command line and its jobs."""
