@@ -78,7 +78,7 @@ def test_doi_resolving_to_a_cited_pmid_is_fetched_once(engine: Engine, tmp_path:
     pipeline.ingest_articles(engine, [str(post)])
     fake_eutils.add_record(pmid, article_xml(**IV_KETAMINE_RCT))
     fake_eutils.add_doi(doi, pmid)
-    summary = pubmed.ingest_pubmed(engine, _client(fake_eutils))
+    summary = jobs.ingest_pubmed(engine, _client(fake_eutils))
     assert summary.resolved == {"resolved": 2}
     assert summary.fetched.inserted == 1
     assert [r.ids for r in fake_eutils.requests if r.utility == "efetch"] == [[pmid]]
@@ -276,15 +276,15 @@ def test_engine_fixture_uses_database(engine: Engine) -> None:
 def test_pubmed_progress_counts_pmids_against_the_pmid_total(
     seeded: Engine, fake_eutils: FakeEutils
 ) -> None:
-    _serve_seed_studies(fake_eutils)
+    serve_seed_records(fake_eutils)
     calls: list[tuple[str, int, int | None]] = []
     jobs.ingest_pubmed(seeded, _client(fake_eutils),
                        progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
-    # Four citations resolve to three PMIDs, fetched in one batch.
-    assert calls == [("PubMed records", 0, 3), ("PubMed records", 3, 3)]
+    # Four citations resolve to four PMIDs, fetched in one batch.
+    assert calls == [("PubMed records", 0, 4), ("PubMed records", 4, 4)]
     # Stored PMIDs count at once; the rest as their batches are stored; one total: PMIDs.
     calls.clear()
-    stored, absent = str(IV_KETAMINE_RCT["pmid"]), "99999998"
+    stored, absent = SEED_NARRATIVE_REVIEW["pmid"], "90099998"
     fake_eutils.add_missing(absent)
     summary = jobs.ingest_pubmed(seeded, _client(fake_eutils), pmids=[stored, absent, stored],
                                  progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
@@ -295,7 +295,7 @@ def test_pubmed_progress_counts_pmids_against_the_pmid_total(
 
 def test_medline_progress_counts_records_per_file(engine: Engine, tmp_path: Path) -> None:
     base = tmp_path / "base.xml"
-    base.write_bytes(article_set(*[article_xml(str(51000000 + i), title=f"Study {i}")
+    base.write_bytes(article_set(*[article_xml(str(90051000 + i), title=f"Study {i}")
                                    for i in range(25)]))
     calls: list[tuple[str, int, int | None]] = []
     jobs.ingest_medline(engine, [base], batch_size=10,
@@ -308,7 +308,7 @@ def test_each_job_is_one_ingest_run(seeded: Engine, fake_eutils: FakeEutils,
     from evidence.errors import ParseError
     from evidence.models import IngestRun
 
-    _serve_seed_studies(fake_eutils)
+    serve_seed_records(fake_eutils)
     fake_eutils.inject(Fault.truncated(0.6, utility="efetch"))  # reported: the run is partial
     assert jobs.ingest_pubmed(seeded, _client(fake_eutils)).problems
     bad = tmp_path / "bad.xml"
