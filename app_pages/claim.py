@@ -147,7 +147,8 @@ with st.container(border=True):
 if not ctx.article_is_current:
     st.warning("This claim is from an earlier revision of the article.")
 if ctx.canonical_statement:
-    st.markdown(f"**Canonical claim:** {ui.md_escape(ctx.canonical_statement)}")
+    st.markdown(f"**Canonical claim #{ctx.canonical_id}:** "
+                f"{ui.md_escape(ctx.canonical_statement)}")
     if not siblings.empty:
         with st.expander(f"Repeated in {siblings['article_id'].nunique()} other article(s)"):
             st.dataframe(siblings[["claim_id", "article_title", "text", "status"]],
@@ -412,3 +413,65 @@ if save_next or save_only:
         st.switch_page(ui.QUEUE_PAGE)
     ui.flash("success", message)
     _go(nxt)
+
+# --------------------------------------------------------------------------- claim library
+
+if ctx.canonical_id is not None and user.role != "viewer":
+    st.subheader("Claim library")
+    st.caption("Claims that repeat the same canonical claim are graded once: apply your "
+               "verdict to all of them, or correct the grouping.")
+    mine_now: dict[str, Any] | None = loaded["verdict"]
+    if mine_now is not None and not siblings.empty:
+        overwrite = st.checkbox("Also replace verdicts I recorded on those claims myself",
+                                key=f"claim_apply_overwrite_{claim_id}")
+        if st.button(f"Apply my verdict to the {len(siblings)} other claim(s)",
+                     key="claim_apply_group", icon=":material/done_all:"):
+            try:
+                with ui.writing() as session:
+                    result = review.apply_verdict_to_group(
+                        session=session, user=user, verdict_id=int(mine_now["verdict_id"]),
+                        expected_version=int(mine_now["version"]), overwrite=overwrite)
+                    applied, skipped = len(result.applied), result.skipped
+            except SubstantiateError as e:
+                ui.show_error(e)
+                st.stop()
+            message = f"Verdict applied to {applied} claim(s)."
+            if skipped:
+                message += " Left as they were: " + "; ".join(
+                    f"#{cid} {reason}" for cid, reason in skipped) + "."
+            _reload()
+            ui.flash("success", message)
+            st.rerun()
+    regroup = st.columns(2, vertical_alignment="bottom")
+    statement = regroup[0].text_input("Wording of a new canonical claim (optional)",
+                                      key=f"claim_split_statement_{claim_id}")
+    if regroup[1].button("Split this claim into its own canonical claim", key="claim_split",
+                         icon=":material/call_split:"):
+        try:
+            with ui.writing() as session:
+                review.split_claim(session=session, user=user, claim_id=claim_id,
+                                   expected_version=ctx.version, statement=statement)
+        except SubstantiateError as e:
+            ui.show_error(e)
+            st.stop()
+        ui.flash("success", f"Claim #{claim_id} now has a canonical claim of its own.")
+        st.rerun()
+    merge = st.columns(2, vertical_alignment="bottom")
+    target = merge[0].number_input("Canonical claim to merge this one into (its number)",
+                                   min_value=1, step=1, value=None,
+                                   key=f"claim_merge_target_{claim_id}")
+    if merge[1].button(f"Merge canonical claim #{ctx.canonical_id} into it", key="claim_merge",
+                       icon=":material/call_merge:"):
+        if target is None:
+            st.error("Enter the number of the canonical claim to merge into.")
+            st.stop()
+        try:
+            with ui.writing() as session:
+                moved = review.merge_groups(session=session, user=user,
+                                            source_id=ctx.canonical_id, target_id=int(target))
+                n_moved = len(moved)
+        except SubstantiateError as e:
+            ui.show_error(e)
+            st.stop()
+        ui.flash("success", f"{n_moved} claim(s) moved into canonical claim #{int(target)}.")
+        st.rerun()

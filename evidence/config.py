@@ -64,6 +64,25 @@ class Settings(BaseSettings):
         description="Dual independent review: reviewers do not see others' verdicts on a "
         "claim until they have submitted their own.",
     )
+    claim_group_threshold: float = Field(
+        default=0.45,
+        validation_alias="CLAIM_GROUP_THRESHOLD",
+        description="Lexical similarity (0-1) at or above which a new claim joins a canonical "
+        "claim in the claim library, when grouping without embeddings.",
+    )
+    claim_group_semantic_threshold: float = Field(
+        default=0.7,
+        validation_alias="CLAIM_GROUP_SEMANTIC_THRESHOLD",
+        description="Mixed score (0-1: embedding cosine and lexical similarity) at or above "
+        "which a new claim joins a canonical claim its lexical score falls short of, when the "
+        "[semantic] extra is installed.",
+    )
+    claim_group_semantic: bool = Field(
+        default=True,
+        validation_alias="CLAIM_GROUP_SEMANTIC",
+        description="Group claims by meaning (sentence embeddings) when the [semantic] extra "
+        "is installed; off: lexical grouping only.",
+    )
     app_port: int = Field(
         default=8501,
         validation_alias="SUBSTANTIATE_APP_PORT",

@@ -16,8 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, SQLModel, select
 
-from evidence import audit
-from evidence.canonical import DEFAULT_GROUP_THRESHOLD, canonical_statement, claim_similarity
+from evidence import audit, library
 from evidence.db import session_scope
 from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.models import (
@@ -31,8 +30,6 @@ from evidence.models import (
 
 T = TypeVar("T", bound=SQLModel)
 
-# A claim whose similarity to a canonical claim reaches this joins it.
-CANONICAL_THRESHOLD = DEFAULT_GROUP_THRESHOLD
 SYSTEM = "system"
 MIN_PASSWORD = 8
 
@@ -201,50 +198,46 @@ def _close_run(engine: Engine, log: RunLog, *, status: str, error: str | None) -
 # --------------------------------------------------------------------------- claim library
 
 
-def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str) -> None:
-    """Attach each claim to the most similar canonical claim, or start a new one.
-
-    The similarity score is kept on the claim so a reviewer can see why it was grouped.
-    """
-    canon = list(session.exec(select(CanonicalClaim)).all())
-    for claim in claims:
-        best: CanonicalClaim | None = None
-        best_score = 0.0
-        for cc in canon:
-            score = claim_similarity(claim.text, cc.key or cc.statement)
-            if score > best_score:
-                best, best_score = cc, score
-        if best is None or best_score < CANONICAL_THRESHOLD:
-            best = new_canonical(claim.text, category=claim.category)
-            session.add(best)
-            session.flush()
-            audit.record(session, actor=actor, action="canonical.create",
-                         entity="canonical_claim", entity_id=best.id,
-                         after=audit.snapshot(best))
-            canon.append(best)
-            best_score = claim_similarity(claim.text, best.key)
-        claim.canonical_id = best.id
-        claim.canonical_score = round(best_score, 4)
-        session.add(claim)
-    session.flush()
-
-
-def new_canonical(statement: str, *, category: str) -> CanonicalClaim:
-    """A canonical claim with a readable statement and its normalised key (not yet added)."""
-    text = " ".join(statement.split())
-    return CanonicalClaim(statement=text, key=canonical_statement(text), category=category)
-
-
 def regroup_claim(
     *, session: Session, claim_id: int, canonical_id: int | None, expected_version: int,
     actor: str, new_statement: str | None = None,
 ) -> Claim:
-    """Move a claim to another canonical claim (or a new one with ``new_statement``)."""
+    """Move a claim to another canonical claim (or a new one with ``new_statement``).
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    claim_id
+        The claim moved.
+    canonical_id
+        The canonical claim it joins; ``None`` starts a new one (a split).
+    expected_version
+        The claim's version the caller showed; a stale write is refused.
+    actor
+        Recorded in the audit trail.
+    new_statement
+        The new canonical claim's wording (default: the claim's).
+
+    Returns
+    -------
+    Claim
+        The moved claim, with its similarity to the new canonical claim.
+
+    Raises
+    ------
+    NotFound
+        No such claim or canonical claim.
+    StaleWrite
+        The claim changed since ``expected_version``.
+    """
+    claim = session.get(Claim, claim_id)
+    if claim is None:
+        raise NotFound(f"claim {claim_id} does not exist")
+    subjects = library.claim_subjects(session, claim)
     if canonical_id is None:
-        claim = session.get(Claim, claim_id)
-        if claim is None:
-            raise NotFound(f"claim {claim_id} does not exist")
-        cc = new_canonical(new_statement or claim.text, category=claim.category)
+        cc = library.new_canonical(new_statement or claim.text, category=claim.category,
+                                   subjects=subjects)
         session.add(cc)
         session.flush()
         audit.record(session, actor=actor, action="canonical.create", entity="canonical_claim",
@@ -254,8 +247,7 @@ def regroup_claim(
         raise NotFound(f"canonical claim {canonical_id} does not exist")
     target = session.get(CanonicalClaim, canonical_id)
     assert target is not None
-    claim = session.get(Claim, claim_id)
-    score = claim_similarity(claim.text, target.key or target.statement) if claim else None
+    score = library.regroup_score(claim.text, target, subjects=subjects)
     return update_versioned(session, Claim, claim_id, expected_version=expected_version,
                             changes={"canonical_id": canonical_id, "canonical_score": score},
                             actor=actor, action="claim.regroup")

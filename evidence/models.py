@@ -301,6 +301,10 @@ class Verdict(Versioned, table=True):
     rationale: str = Field(default="", sa_type=Text)
     action: str = Field(default="approve", max_length=20)
     submitted: bool = True
+    # Set when the verdict was applied from another claim's verdict on the same canonical
+    # claim (review.apply_verdict_to_group); None for a verdict recorded on this claim.
+    applied_from_id: int | None = Field(default=None, foreign_key="verdict.id",
+                                        ondelete="SET NULL")
 
 
 class AuditEvent(Timestamped, table=True):

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 
 from evidence import audit, crud, linking
 from evidence.config import Settings, get_settings
-from evidence.errors import InputError, NotFound, StaleWrite
+from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.grading import CertaintySuggestion, certainty_departs
 from evidence.models import (
     ACTIONS,
@@ -52,6 +52,7 @@ from evidence.models import (
     AppUser,
     Assessment,
     AuditEvent,
+    CanonicalClaim,
     Claim,
     ClaimSource,
     EvidenceLink,
@@ -600,6 +601,218 @@ def _update_status(session: Session, *, claim: Claim, actor: str) -> Claim:
     return crud.update_versioned(session, Claim, claim.id, expected_version=claim.version,
                                  changes={"status": status}, actor=actor,
                                  action="claim.status")
+
+
+@dataclass(frozen=True)
+class GroupVerdicts:
+    """What applying a verdict across a canonical claim did.
+
+    Attributes
+    ----------
+    source : Verdict
+        The verdict applied.
+    applied : list[Verdict]
+        The member claims' verdicts written (created or replaced), by claim id.
+    skipped : list[tuple[int, str]]
+        ``(claim_id, reason)`` for each member left as it was.
+    """
+
+    source: Verdict
+    applied: list[Verdict]
+    skipped: list[tuple[int, str]]
+
+
+def apply_verdict_to_group(
+    *,
+    session: Session,
+    user: AppUser | None,
+    verdict_id: int,
+    expected_version: int,
+    overwrite: bool = False,
+) -> GroupVerdicts:
+    """Apply one verdict to every other claim of its claim's canonical claim.
+
+    Each member gets its own verdict row (same kind and reviewer, same substantiation,
+    certainty, GRADE domains, action and rationale), recording ``applied_from_id`` and the
+    member's own suggested certainty; each member's status is updated. A member that
+    already has its own verdict of that kind by this reviewer (a final verdict, for a
+    final) keeps it unless ``overwrite``; a verdict applied earlier from a group verdict is
+    replaced. A member whose suggested certainty the verdict departs from is skipped when
+    the verdict has no rationale, as ``save_verdict`` would refuse it.
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    user
+        The acting user: the verdict's own reviewer (reviewer, adjudicator or admin); for a
+        final verdict, an adjudicator or admin.
+    verdict_id
+        The verdict to apply.
+    expected_version
+        The verdict's version the user saw; a verdict changed since is refused.
+    overwrite
+        Replace members' own verdicts too.
+
+    Returns
+    -------
+    GroupVerdicts
+
+    Raises
+    ------
+    PermissionDenied
+        No user, a viewer, a review verdict of another reviewer, or a final verdict applied
+        by a reviewer.
+    NotFound
+        No such verdict.
+    InputError
+        The claim belongs to no canonical claim.
+    StaleWrite
+        The verdict changed since ``expected_version``.
+    """
+    user = crud.require_role(user, *REVIEW_ROLES)
+    assert user.id is not None
+    source = session.get(Verdict, verdict_id)
+    if source is None:
+        raise NotFound(f"verdict {verdict_id} does not exist")
+    if source.kind == "final":
+        crud.require_role(user, *ADJUDICATE_ROLES)
+    elif source.reviewer_id != user.id:
+        raise PermissionDenied("you can apply only your own verdict to a canonical claim")
+    claim = _lock_claim(session, source.claim_id)
+    session.refresh(source)
+    if source.version != expected_version:
+        raise _conflict(session, entity="verdict", row_id=verdict_id,
+                        current=audit.snapshot(source), fields=_VERDICT_FIELDS,
+                        loaded=expected_version)
+    if claim.canonical_id is None:
+        raise InputError(f"claim {claim.id} belongs to no canonical claim")
+    member_ids = session.exec(
+        select(Claim.id).where(Claim.canonical_id == claim.canonical_id, Claim.id != claim.id)
+        .order_by(col(Claim.id))
+    ).all()
+    applied: list[Verdict] = []
+    skipped: list[tuple[int, str]] = []
+    for member_id in member_ids:
+        assert member_id is not None
+        member = _lock_claim(session, member_id)
+        stmt = select(Verdict).where(Verdict.claim_id == member_id, Verdict.kind == source.kind)
+        if source.kind == "review":
+            stmt = stmt.where(Verdict.reviewer_id == user.id)
+        existing = session.exec(stmt.order_by(col(Verdict.id))).first()
+        reason = _apply_refusal(member, existing, source, overwrite=overwrite)
+        if reason:
+            skipped.append((member_id, reason))
+            continue
+        values: dict[str, Any] = {
+            "substantiation": source.substantiation, "certainty": source.certainty,
+            "domains": dict(source.domains), "rationale": source.rationale,
+            "action": source.action, "submitted": True, "reviewer_id": user.id,
+            "canonical_claim_id": claim.canonical_id, "applied_from_id": source.id,
+            "suggested_certainty": member.suggested_certainty,
+            "suggestion_reasons": list(member.suggestion_reasons or []),
+        }
+        if existing is None:
+            values.update(claim_id=member_id, kind=source.kind)
+        row: Verdict = _write_row(session, model=Verdict, existing=existing, values=values,
+                                  expected_version=existing.version if existing else None,
+                                  actor=user.username, entity="verdict",
+                                  fields=_VERDICT_FIELDS)
+        _update_status(session, claim=member, actor=user.username)
+        applied.append(row)
+    return GroupVerdicts(source, applied, skipped)
+
+
+def _apply_refusal(member: Claim, existing: Verdict | None, source: Verdict, *,
+                   overwrite: bool) -> str | None:
+    """Why a group verdict is not applied to one member, or ``None``."""
+    if existing is not None and existing.applied_from_id is None and not overwrite:
+        return "has its own verdict (kept)"
+    if rationale_required(member.suggested_certainty, source.certainty) and not source.rationale:
+        return (f"its suggested certainty ({_label(member.suggested_certainty)}) differs: "
+                "the verdict needs a rationale")
+    return None
+
+
+def merge_groups(*, session: Session, user: AppUser | None, source_id: int,
+                 target_id: int) -> list[Claim]:
+    """Move every claim of one canonical claim into another (versioned, audited).
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    user
+        The acting reviewer, adjudicator or admin.
+    source_id, target_id
+        The canonical claim emptied, and the one its claims join.
+
+    Returns
+    -------
+    list[Claim]
+        The moved claims.
+
+    Raises
+    ------
+    PermissionDenied
+        No user, or a viewer.
+    InputError
+        The two are the same canonical claim.
+    NotFound
+        Either canonical claim does not exist.
+    """
+    user = crud.require_role(user, *REVIEW_ROLES)
+    if source_id == target_id:
+        raise InputError("a canonical claim cannot be merged into itself")
+    for cid in (source_id, target_id):
+        if session.get(CanonicalClaim, cid) is None:
+            raise NotFound(f"canonical claim {cid} does not exist")
+    members = session.exec(
+        select(Claim).where(Claim.canonical_id == source_id).order_by(col(Claim.id))
+    ).all()
+    moved = []
+    for member in members:
+        assert member.id is not None
+        locked = _lock_claim(session, member.id)
+        moved.append(crud.regroup_claim(session=session, claim_id=member.id,
+                                        canonical_id=target_id,
+                                        expected_version=locked.version,
+                                        actor=user.username))
+    return moved
+
+
+def split_claim(*, session: Session, user: AppUser | None, claim_id: int,
+                expected_version: int, statement: str | None = None) -> Claim:
+    """Move a claim out of its canonical claim into a new one of its own.
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    user
+        The acting reviewer, adjudicator or admin.
+    claim_id, expected_version
+        The claim, and its version the user saw.
+    statement
+        The new canonical claim's wording (default: the claim's).
+
+    Returns
+    -------
+    Claim
+
+    Raises
+    ------
+    PermissionDenied
+        No user, or a viewer.
+    NotFound
+        No such claim.
+    StaleWrite
+        The claim changed since ``expected_version``.
+    """
+    user = crud.require_role(user, *REVIEW_ROLES)
+    return crud.regroup_claim(session=session, claim_id=claim_id, canonical_id=None,
+                              expected_version=expected_version, actor=user.username,
+                              new_statement=(statement or "").strip() or None)
 
 
 def require_reviewer(user: AppUser | None) -> AppUser:

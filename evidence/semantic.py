@@ -13,6 +13,7 @@ built, so the default install never pays for them; without the extra, building o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "HybridReranker",
     "SemanticUnavailable",
     "model_path",
+    "sentence_model",
 ]
 
 DEFAULT_WEIGHT = 0.7
@@ -76,6 +78,18 @@ def _load_model(path: Path | None, device: str) -> Any:
         raise SemanticUnavailable(f"sentence-transformers is missing; {_INSTALL_HINT}") from e
     # A local directory and local_files_only: the model never reaches for the network.
     return SentenceTransformer(str(path or model_path()), device=device, local_files_only=True)
+
+
+@lru_cache(maxsize=1)
+def sentence_model() -> Any:
+    """The bundled sentence-transformers model on the CPU, loaded once per process.
+
+    Raises
+    ------
+    SemanticUnavailable
+        If the [semantic] extra is not installed.
+    """
+    return _load_model(None, "cpu")
 
 
 def _document_text(doc: Document) -> str:

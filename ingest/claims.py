@@ -17,7 +17,8 @@ weeks, ketamine works within hours") stays one candidate carrying the cues of bo
 sentence is what a reviewer reads and grades, and splitting clauses would cut a
 comparison from its subject.
 
-Grouping the claims repeated across articles is ``evidence.canonical``'s job.
+Claims repeated across articles ("relief within hours") are grouped into canonical claims
+by :mod:`evidence.library`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The ingest side of the database: read text comes in (``ingest.articles``), claims
 (``ingest.claims``) and citations (``ingest.citations``) are extracted from it, and all of it
 is written through ``evidence``'s storage (``crud``, ``audit``), each row audited in the
-caller's transaction. Claims join the claim library (``crud.assign_canonical``) as they are
+caller's transaction. Claims join the claim library (``library.assign_canonical``) as they are
 stored.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from evidence import audit, crud
+from evidence import audit, crud, library
 from evidence.errors import InputError
 from evidence.models import Article, Citation, Claim
 from ingest.articles import ParsedArticle
@@ -107,7 +107,7 @@ def _add_claims(session: Session, *, article: Article, actor: str) -> int:
         session.add(claim)
         claims.append(claim)
     session.flush()
-    crud.assign_canonical(session=session, claims=claims, actor=actor)
+    library.assign_canonical(session=session, claims=claims, actor=actor)
     for claim in claims:
         audit.record(session, actor=actor, action="claim.extract", entity="claim",
                      entity_id=claim.id, after=audit.snapshot(claim))

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
 from evidence import config, db, queries, review
-from evidence.models import AuditEvent, Claim, Verdict
+from evidence.models import AppUser, AuditEvent, CanonicalClaim, Claim, Verdict
 from tests.factories import (
     make_article,
     make_claim,
@@ -688,9 +688,10 @@ def test_claim_screen_shows_the_canonical_claim_and_its_repeats(engine: Engine) 
         rita = make_user(s, username="rita")
         s.commit()
         ids = (rita.id, here.id, there.id)
+        cc_id = cc.id
     at = _open_claim(ids[0], ids[1])
-    assert any(m.value == "**Canonical claim:** ketamine relieves depression within hours"
-               for m in at.markdown)
+    assert any(m.value == f"**Canonical claim #{cc_id}:** ketamine relieves depression within "
+               "hours" for m in at.markdown)
     assert at.expander[0].label == "Repeated in 1 other article(s)"
     repeats = at.expander[0].dataframe[0].value
     assert repeats[["claim_id", "article_title"]].values.tolist() == [[ids[2], "Another clinic"]]
@@ -721,3 +722,66 @@ def test_manual_link_fetches_from_pubmed_for_real(
         assert study.raw_record_id is not None and s.get(RawRecord, study.raw_record_id)
         link = s.exec(select(EvidenceLink).where(EvidenceLink.study_id == study.id)).one()
         assert (link.origin, link.created_by) == ("manual", "rita")
+
+
+# --------------------------------------------------------------------------- claim library
+
+
+def _library_group(engine: Engine) -> dict[str, Any]:
+    from tests.factories import make_canonical
+
+    with Session(engine) as s:
+        cc = make_canonical(s, statement="ketamine relieves depression within hours")
+        other = make_canonical(s, statement="ketamine blocks NMDA receptors")
+        here = make_claim(s, canonical_id=cc.id)
+        there = make_claim(s, canonical_id=cc.id, article=make_article(
+            s, title="Another clinic", text="Many patients feel relief within hours of "
+            "their first infusion."))
+        rita = make_user(s, username="rita")
+        vera = make_user(s, username="vera", role="viewer")
+        s.commit()
+        return {"cc": cc.id, "other": other.id, "here": here.id, "there": there.id,
+                "rita": rita.id, "vera": vera.id}
+
+
+def test_claim_screen_applies_a_verdict_to_the_whole_canonical_claim(engine: Engine) -> None:
+    ids = _library_group(engine)
+    with Session(engine) as s:
+        rita = s.get(AppUser, ids["rita"])
+        review.save_verdict(s, user=rita, claim_id=ids["here"], **VERDICT)
+        s.commit()
+    at = _open_claim(ids["rita"], ids["here"])
+    at.button(key="claim_apply_group").click().run()
+    assert not at.exception, at.exception
+    assert "Verdict applied to 1 claim(s)." in _texts(at)
+    source, applied = _verdicts(engine)
+    assert (applied.claim_id, applied.applied_from_id) == (ids["there"], source.id)
+    assert applied.substantiation == "substantiated"
+
+
+def test_claim_screen_splits_and_merges_canonical_claims(engine: Engine) -> None:
+    ids = _library_group(engine)
+    at = _open_claim(ids["rita"], ids["here"])
+    at.number_input(key=f"claim_merge_target_{ids['here']}").set_value(ids["other"])
+    at.button(key="claim_merge").click().run()
+    assert not at.exception, at.exception
+    assert f"2 claim(s) moved into canonical claim #{ids['other']}." in _texts(at)
+    with Session(engine) as s:
+        groups = {c.id: c.canonical_id for c in s.exec(select(Claim)).all()}
+    assert groups[ids["here"]] == groups[ids["there"]] == ids["other"]
+
+    at.text_input(key=f"claim_split_statement_{ids['here']}").input("relief within hours")
+    at.button(key="claim_split").click().run()
+    assert not at.exception, at.exception
+    with Session(engine) as s:
+        claim = s.get(Claim, ids["here"])
+        assert claim is not None and claim.canonical_id not in (ids["cc"], ids["other"])
+        assert s.get(CanonicalClaim, claim.canonical_id).statement == (  # type: ignore[union-attr]
+            "relief within hours")
+
+
+def test_viewer_sees_no_claim_library_controls(engine: Engine) -> None:
+    ids = _library_group(engine)
+    at = _open_claim(ids["vera"], ids["here"])
+    keys = {b.key for b in at.button}
+    assert not keys & {"claim_apply_group", "claim_split", "claim_merge"}

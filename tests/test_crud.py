@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from evidence import audit, crud
+from evidence.config import get_settings
 from evidence.errors import InputError, PermissionDenied, StaleWrite
 from evidence.models import Article, AuditEvent, CanonicalClaim, Citation, Claim
 from ingest import store
@@ -83,8 +84,8 @@ def test_repeated_claim_across_articles_is_one_canonical(session: Session) -> No
     claims = session.exec(select(Claim).where(Claim.category == "onset")).all()
     assert len(claims) == 2
     assert claims[0].canonical_id == claims[1].canonical_id
-    assert all(c.canonical_score is not None and c.canonical_score >= crud.CANONICAL_THRESHOLD
-               for c in claims)
+    threshold = get_settings().claim_group_threshold
+    assert all(c.canonical_score is not None and c.canonical_score >= threshold for c in claims)
 
 
 def test_regroup_is_versioned_and_audited(session: Session) -> None:

@@ -14,12 +14,12 @@ from evidence.errors import ConfigError
 
 def test_migrations_match_models(db_url: str) -> None:
     engine = db.make_engine(db_url)
-    assert db.upgrade(engine) == "0002"
+    assert db.upgrade(engine) == "0003"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
     # Upgrading again is a no-op.
-    assert db.upgrade(engine) == "0002"
+    assert db.upgrade(engine) == "0003"
     engine.dispose()
 
 
