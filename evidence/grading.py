@@ -876,7 +876,8 @@ class ClaimContext:
         Every condition key the article names.
     interventions : frozenset of str
         The article's main interventions: those named at least half as often as the most
-        named one (a ketamine post that mentions SSRIs in passing is about ketamine).
+        named one, comparators (SSRIs, "antidepressants") aside unless nothing else is
+        named (a ketamine post that mentions SSRIs is about ketamine).
     """
 
     conditions: frozenset[str] = frozenset()
@@ -896,6 +897,9 @@ def article_context(text: str) -> ClaimContext:
     ClaimContext
     """
     counts = vocabulary.occurrences("intervention", text)
+    subjects = {k: n for k, n in counts.items()
+                if not getattr(vocabulary.get("intervention", k), "comparator", "")}
+    counts = subjects or counts
     top = max(counts.values(), default=0)
     main = frozenset(k for k, n in counts.items() if n * 2 >= top)
     return ClaimContext(frozenset(vocabulary.find("condition", text)), main)

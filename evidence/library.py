@@ -44,10 +44,9 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-import Stemmer
 from sqlmodel import Session, col, func, select
 
-from evidence import audit
+from evidence import audit, vocabulary
 from evidence.config import Settings, get_settings
 from evidence.models import CanonicalClaim, Claim
 
@@ -95,7 +94,6 @@ MAX_POSTING = 400
 
 # --- keys ----------------------------------------------------------------------------
 
-_STEMMER = Stemmer.Stemmer("english")
 
 # Places and brands are where a claim is sold, not what it says.
 _PLACES = re.compile(
@@ -120,37 +118,70 @@ _DOMAIN_CAPITALS = frozenset(
     """.split()
 )
 
-# Therapies: the subject of a claim. Claims about different therapies are different
-# claims, so each therapy folds to one token and the blockers compare those tokens.
-# Ketamine and its enantiomers are different products (esketamine is FDA-approved,
-# racemic ketamine is not).
-_THERAPY_NAMES: dict[str, str] = {
-    "ketamine": r"(?:iv |intravenous )?ketamine(?:[- ]assisted)?(?: infusion)?(?: therapy"
-                r"| treatment| infusions?| therapies| treatments)?",
-    "esketamine": r"esketamine|s-ketamine|spravato",
-    "arketamine": r"arketamine|r-ketamine",
-    "semaglutide": r"semaglutide|ozempic|wegovy|rybelsus",
-    "tirzepatide": r"tirzepatide|mounjaro|zepbound",
-    "liraglutide": r"liraglutide|saxenda|victoza",
-    "psilocybin": r"psilocybin(?:[- ]assisted)?(?: therapy)?",
-    "mdma": r"mdma(?:[- ]assisted)?(?: therapy)?",
-    "ect": r"electroconvulsive therapy|ect",
-    "tms": r"(?:r)?tms|transcranial magnetic stimulation",
-}  # fmt: skip
-# Conditions: claims about conditions that do not overlap are different claims.
-_CONDITION_NAMES: dict[str, str] = {
-    "depression": r"depressive|depressed|depression|mdd",
-    "anxiety": r"anxiety|anxious|gad|panic disorder",
-    "ptsd": r"post[- ]traumatic stress disorder|post[- ]traumatic stress|ptsd",
-    "ocd": r"obsessive[- ]compulsive disorder|ocd",
-    "bipolar": r"bipolar",
-    "pain": r"(?:chronic |neuropathic )?pain|fibromyalgia|crps",
-    "migraine": r"migraines?",
-    "suicidality": r"suicid\w*",
-    "addiction": r"substance use disorders?|addiction|alcohol use disorders?",
-    "obesity": r"obesity|obese|overweight",
-    "diabetes": r"(?:type 2 )?diabetes",
-}  # fmt: skip
+# Therapies and conditions come from the domain vocabulary (`evidence.vocabulary`): each
+# mention becomes one placeholder word that survives the folding below and becomes one
+# token. Claims about different therapies (or conditions that do not overlap) are
+# different claims; comparators ("SSRIs", "antidepressants") fold to one comparator word.
+_THERAPY_MARK = "zzther"
+_CONDITION_MARK = "zzcond"
+_THERAPY_WORDS = re.compile(
+    rf"(?:\b(?:iv|intravenous|im|intramuscular)\s+)?\b{_THERAPY_MARK}(\w+)\b"
+    r"(?:[- ]assisted)?(?:\s+(?:infusions?|therapy|therapies|treatments?|injections?))?",
+    re.IGNORECASE,
+)
+
+
+def _fold_vocabulary(text: str) -> str:
+    """``text`` with therapy and condition mentions replaced by placeholder words."""
+    spans: list[tuple[int, int, str]] = []
+    for start, end, key in vocabulary.mentions("intervention", text):
+        concept = vocabulary.get("intervention", key)
+        word = (f" {concept.comparator} " if concept and concept.comparator
+                else f" {_THERAPY_MARK}{_token_word(key)} ")
+        spans.append((start, end, word))
+    for start, end, key in vocabulary.mentions("condition", text):
+        words = [_token_word(a) for a in sorted(_broader(key))] + [_token_word(key)]
+        spans.append((start, end, " " + " ".join(f"{_CONDITION_MARK}{w}" for w in words) + " "))
+    out: list[str] = []
+    pos = 0
+    for start, end, word in sorted(spans):
+        if start < pos:
+            continue  # overlapping mentions of two kinds: the first wins
+        out += [text[pos:start], word]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _token_word(key: str) -> str:
+    return key.replace("_", "").casefold()
+
+
+def _broader(key: str) -> set[str]:
+    """Broader conditions a claim about ``key`` is also about (not across ``separate``)."""
+    concept = vocabulary.get("condition", key)
+    if concept is None or concept.separate:
+        return set()
+    return vocabulary.ancestors("condition", key)
+
+
+@lru_cache(maxsize=8)
+def _named_tokens(version: int) -> tuple[frozenset[str], frozenset[str]]:
+    therapies = frozenset(_stem(_token_word(c.key)) for c in vocabulary.concepts("intervention")
+                          if not c.comparator)
+    conditions = frozenset(_stem(_token_word(c.key)) for c in vocabulary.concepts("condition"))
+    return therapies, conditions
+
+
+def therapy_tokens() -> frozenset[str]:
+    """Key tokens that name a therapy (one per vocabulary intervention, comparators aside)."""
+    return _named_tokens(vocabulary.version())[0]
+
+
+def condition_tokens() -> frozenset[str]:
+    """Key tokens that name a condition (one per vocabulary condition)."""
+    return _named_tokens(vocabulary.version())[1]
+
 
 # Words and phrases folded to one concept token before stemming (order matters: longer
 # phrases first). Non-response folds before negation is read, so "have not responded"
@@ -171,7 +202,6 @@ _PRE_POLARITY: list[tuple[re.Pattern[str], str]] = [
 _SYNONYMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p, re.IGNORECASE), r)
     for p, r in [
-        *((rf"\b(?:{p})\b", f" {name} ") for name, p in _THERAPY_NAMES.items()),
         # "The treatment" names no therapy: the article's subject stands in for it.
         (r"\b(?:the|this|its) (?:treatment|therapy|medication|drug|approach)\b", " "),
         # The comparator's slowness, however phrased, is one concept.
@@ -194,7 +224,6 @@ _SYNONYMS: list[tuple[re.Pattern[str], str]] = [
         (r"\breduc\w* (?:the )?(?:symptoms?|severity)\b", " relief symptom "),
         (r"\b(?:alleviat\w*|reliev\w*|relief|eas(?:e|es|ing)|lift\w*|feel(?:ing)? better"
          r"|improvements?|results)\b", " relief "),
-        *((rf"\b(?:{p})\b", f" {name} ") for name, p in _CONDITION_NAMES.items()),
         (r"\b(?:well[- ]tolerated|safe|safer|safety)\b", " safe "),
         (r"\bside[- ]effects?\b|\badverse (?:effects?|events?|reactions?)\b", " sideeffect "),
         (r"\bneuro[- ]?plasticity\b|\bbrain plasticity\b", " neuroplasticity "),
@@ -214,17 +243,14 @@ _HEDGES = re.compile(
     r" to|it is|there are|there is|in addition(?: to)?)\b",
     re.IGNORECASE,
 )
-_STOPWORDS = frozenset(
+# Beyond English function words: words every claim of the genre uses.
+_STOPWORDS = vocabulary.STOPWORDS | frozenset(
     """
-    a an the and or but if of to in on at by for with from as into than then that this
-    these those it its it's is are was were be been being has have had do does did
-    nor so such which who whom whose what when where while how why all any each both
-    few more other own same too only will would shall should must about after before
-    during over under again further once here there their they them he she his her we
-    our you your i me my us can one s t help helps helping make makes making provide
-    provides providing offer offers offering patients patient individuals people those
-    experience experiencing report reporting feel feeling noticeable unlike compared
-    while instead beyond additionally however recent years ability
+    it's is are was were be been being has have had do does did shall should help helps
+    helping make makes making provide provides providing offer offers offering patients
+    patient individuals people experience experiencing report reporting feel feeling
+    noticeable unlike compared instead beyond additionally however recent years ability one
+    t
     """.split()
 )
 # Negation is kept as one token, so "does not cause" and "causes" stay apart; directions
@@ -259,22 +285,11 @@ _WEAK_TOKENS = {
 _THERAPY_WEIGHT = 0.25
 
 
-@lru_cache(maxsize=8192)
 def _stem(word: str) -> str:
     # Stemming to a fixed point keeps canonical_statement idempotent.
-    previous = word
-    for _ in range(4):
-        current = cast(str, _STEMMER.stemWord(previous))
-        if current == previous:
-            break
-        previous = current
-    return previous
+    return vocabulary.stem(word, fixed_point=True)
 
 
-THERAPIES: frozenset[str] = frozenset(_stem(t) for t in _THERAPY_NAMES)
-"""Key tokens that name a therapy (stemmed: ``ketamin``, ``semaglutid``, ...)."""
-CONDITIONS: frozenset[str] = frozenset(_stem(c) for c in _CONDITION_NAMES)
-"""Key tokens that name a condition (stemmed)."""
 _INCREASE = _stem("increase")
 _DECREASE = _stem("decrease")
 
@@ -290,8 +305,10 @@ def _strip_places(text: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    text = _strip_places(text)
+    text = _fold_vocabulary(_strip_places(text))
     text = text.lower().replace("\u2019", "'")
+    text = _THERAPY_WORDS.sub(lambda m: f" {m.group(1)} ", text)
+    text = text.replace(_CONDITION_MARK, "")
     for pattern, replacement in _PRE_POLARITY:
         text = pattern.sub(replacement, text)
     for pattern, replacement in _POLARITY:
@@ -341,14 +358,15 @@ class ClaimKey:
     def from_tokens(cls, tokens: Sequence[str]) -> ClaimKey:
         """The key of already normalised tokens (a stored key split on spaces)."""
         toks = tuple(tokens)
+        therapies, conditions = therapy_tokens(), condition_tokens()
         weights = {
-            t: _THERAPY_WEIGHT if t in THERAPIES else _WEAK_TOKENS.get(t, 1.0) for t in toks
+            t: _THERAPY_WEIGHT if t in therapies else _WEAK_TOKENS.get(t, 1.0) for t in toks
         }
         return cls(
             tokens=toks,
             weights=weights,
-            therapies=frozenset(t for t in toks if t in THERAPIES),
-            conditions=frozenset(t for t in toks if t in CONDITIONS),
+            therapies=frozenset(t for t in toks if t in therapies),
+            conditions=frozenset(t for t in toks if t in conditions),
             numbers=frozenset(t for t in toks if t[0].isdigit()),
             negated="not" in weights,
             direction=int(_INCREASE in weights) - int(_DECREASE in weights),
@@ -376,7 +394,7 @@ def claim_key(text: str, *, subjects: Sequence[str] = ()) -> ClaimKey:
     ClaimKey
     """
     tokens = _tokens(text)
-    if subjects and not any(t in THERAPIES for t in tokens):
+    if subjects and not any(t in therapy_tokens() for t in tokens):
         tokens.extend(s for s in subjects if s not in tokens)
     return ClaimKey.from_tokens(tokens)
 
@@ -420,7 +438,7 @@ def article_subjects(texts: Sequence[str]) -> tuple[str, ...]:
     """
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(t for t in _tokens(text) if t in THERAPIES)
+        counts.update(t for t in _tokens(text) if t in therapy_tokens())
     if not counts:
         return ()
     top = max(counts.values())

@@ -80,6 +80,10 @@ class Concept:
     contrary : tuple of str
         For conditions: population keys that contradict it (drug-naive patients are not
         treatment-resistant): a study in such a population is indirect evidence.
+    comparator : str
+        For interventions usually named as what a therapy is compared with (SSRIs,
+        "antidepressants"): the one word claims about any of them are grouped under. Such
+        an intervention is an article's subject only when the article names nothing else.
     """
 
     key: str
@@ -94,6 +98,7 @@ class Concept:
     area: str = ""
     separate: bool = False
     contrary: tuple[str, ...] = ()
+    comparator: str = ""
 
     def query_clause(self) -> str:
         """The PubMed block for this concept: its words in [tiab] OR its MeSH headings."""
@@ -213,15 +218,17 @@ _INTERVENTIONS: tuple[Concept, ...] = (
         r"\bfluoxetine\b", r"\bsertraline\b", r"\bescitalopram\b", r"\bcitalopram\b",
         r"\bparoxetine\b",
     ), ("Selective Serotonin Reuptake Inhibitors",), kind="intervention",
-        terms=("SSRI*", "serotonin reuptake inhibitor*")),
+        terms=("SSRI*", "serotonin reuptake inhibitor*"), comparator="antidepressant"),
     Concept("antidepressant", "antidepressants", (
         r"\bantidepressants\b", r"\b(?:traditional|conventional|standard|oral)\s+"
         r"antidepressant\b", r"\bantidepressive\s+agents?\b",
-    ), ("Antidepressive Agents",), kind="intervention", terms=("antidepress*",)),
+    ), ("Antidepressive Agents",), kind="intervention", terms=("antidepress*",),
+        comparator="antidepressant"),
     Concept("psychotherapy", "psychotherapy", (
         r"\bpsychotherap\w*", r"\btalk\s+therapy\b", r"\bcognitive\s+behaviou?ral\b",
         r"(?-i:\bCBT\b)",
-    ), ("Psychotherapy",), kind="intervention", terms=("psychotherap*",)),
+    ), ("Psychotherapy",), kind="intervention", terms=("psychotherap*",),
+        comparator="psychotherapy"),
 )
 
 _ROUTES: tuple[Concept, ...] = (
