@@ -211,12 +211,17 @@ _CUE_SR_INCLUDES_OBS = _rx(
 )
 _CUE_CASE_SERIES = _rx(r"\bcase\s+series\b|\bchart\s+review")
 # A trial without a comparison group is a case series (CEBM level 4), whatever its title
-# calls it: these phrases say so outright.
+# calls it. These phrases say so outright, and outweigh a "control" word elsewhere ("without
+# a control group").
 _CUE_UNCONTROLLED = _rx(
-    r"\bsingle[- ](?:arm|group|cohort)\b|\bnon-?\s?controlled\b|\buncontrolled\b"
+    r"\bsingle[- ](?:arm|group)\b|\bnon-?\s?controlled\b|\buncontrolled\b"
     r"|\bwithout\s+(?:a\s+)?(?:control|comparison|comparator)\b|\bno\s+control\s+group\b"
-    r"|\bbefore[- ]and[- ]after\b|\bpre-?\s?(?:and\s+)?post-?(?:\s?(?:test|treatment|"
-    r"intervention))?\b|\bpre-?\s?post\b|\bopen[- ]label\b|\bpilot\b"
+    r"|\bbefore[- ]and[- ]after\b"
+)
+# These suggest it but are often said of controlled trials too ("open-label, versus ECT").
+_CUE_UNCONTROLLED_WEAK = _rx(
+    r"\bpre-?\s?(?:and\s+)?post-?(?:\s?(?:test|treatment|intervention))?\b|\bpre-?\s?post\b"
+    r"|\bopen[- ]label\b|\bpilot\b"
 )
 # A comparison group: placebo, sham, a control or comparator arm, another treatment.
 _CUE_CONTROLLED = _rx(
@@ -297,7 +302,8 @@ _PREFILTER: dict[re.Pattern[str], tuple[str, ...]] = {
     _CUE_SR_INCLUDES_RCT: ("random", "rct"),
     _CUE_SR_INCLUDES_OBS: ("cohort", "observational", "control", "sectional", "random"),
     _CUE_CASE_SERIES: ("case", "chart"),
-    _CUE_UNCONTROLLED: ("single", "control", "without", "before", "pre", "open", "pilot"),
+    _CUE_UNCONTROLLED: ("single", "control", "without", "before"),
+    _CUE_UNCONTROLLED_WEAK: ("pre", "open", "pilot"),
     _CUE_CONTROLLED: ("placebo", "sham", "control", "comparator", "wait", "usual", "groups",
                       "arms", "vs", "versus", "compared", "matched", "cross"),
     _CUE_TREATED_GROUP: ("received", "treated", "given", "administered", "infused",
@@ -536,16 +542,23 @@ def _trial(
 
 def _controlled_or_series(
     title: str, abstract: str, reasons: list[str], *, controlled_type: bool = False,
+    controlled_mesh: Sequence[str] = (),
 ) -> DesignAssessment:
     """A non-randomised trial is 2b only with a comparison group; else a case series."""
     both = f"{title} {abstract}"
     control = _cue(_CUE_CONTROLLED, both)
-    if controlled_type or control:
+    single = _cue(_CUE_UNCONTROLLED, both)
+    if single and not controlled_type:
+        reasons.append(f"text '{single}': a single-arm / uncontrolled study is a case series "
+                       "(CEBM level 4)")
+        return _assessment(CASE_SERIES, "4", reasons)
+    if controlled_type or controlled_mesh or control:
         found = ("publication type 'Controlled Clinical Trial'" if controlled_type
+                 else f"MeSH {_quote(controlled_mesh)}" if controlled_mesh
                  else f"text '{control}'")
         reasons.append(f"{found}: a comparison group (controlled non-randomised trial)")
         return _assessment(NON_RANDOMISED_TRIAL, "2b", reasons)
-    uncontrolled = _cue(_CUE_UNCONTROLLED, both)
+    uncontrolled = _cue(_CUE_UNCONTROLLED_WEAK, both)
     if uncontrolled:
         reasons.append(f"text '{uncontrolled}' and no control or comparison group: a "
                        "single-arm / uncontrolled study is a case series (CEBM level 4)")
@@ -564,7 +577,9 @@ def _observational(
         reasons.append(f"title/abstract says '{series}'")
         return _assessment(CASE_SERIES, "4", reasons)
     single = _cue(_CUE_UNCONTROLLED, text)
-    if single and not _cue(_CUE_CONTROLLED, text):
+    weak = _cue(_CUE_UNCONTROLLED_WEAK, text)
+    if single or (weak and not _cue(_CUE_CONTROLLED, text)):
+        single = single or weak
         reasons.append(f"title/abstract says '{single}' and names no comparison group: a "
                        "case series (CEBM level 4)")
         return _assessment(CASE_SERIES, "4", reasons)
@@ -645,7 +660,8 @@ def _fallback(
         found = f"MeSH {_quote(trial_mesh)}" if trial_mesh else f"text '{trial_cue}'"
         reasons.append(f"{found}: an interventional trial, no randomisation signal "
                        "(non-randomised)")
-        return _controlled_or_series(title, abstract, reasons)
+        # Blinding and cross-over presuppose a comparison (placebo or another arm).
+        return _controlled_or_series(title, abstract, reasons, controlled_mesh=trial_mesh)
 
     observational = _observational(heads, both, reasons)
     if observational:
@@ -853,11 +869,15 @@ class Indirectness:
         In `INDIRECTNESS_DIMENSIONS` order.
     reasons : tuple of str
         One or more lines per dimension, including the dimensions that were not compared.
+    shared : tuple of str
+        The dimensions ("condition", "intervention") on which the study shares the
+        claim's term (or a broader, narrower or other form of it).
     """
 
     indirect: bool
     mismatches: tuple[Mismatch, ...]
     reasons: tuple[str, ...]
+    shared: tuple[str, ...] = ()
 
     @property
     def on_topic(self) -> bool:
@@ -878,10 +898,20 @@ class ClaimContext:
         The article's main interventions: those named at least half as often as the most
         named one, comparators (SSRIs, "antidepressants") aside unless nothing else is
         named (a ketamine post that mentions SSRIs is about ketamine).
+    routes : frozenset of str
+        The article's one main route (named at least twice as often as any other), or
+        none when it uses several alike.
     """
 
     conditions: frozenset[str] = frozenset()
     interventions: frozenset[str] = frozenset()
+    routes: frozenset[str] = frozenset()
+
+
+def _main(counts: Mapping[str, int]) -> frozenset[str]:
+    """The keys named at least half as often as the most named one."""
+    top = max(counts.values(), default=0)
+    return frozenset(k for k, n in counts.items() if n * 2 >= top)
 
 
 def article_context(text: str) -> ClaimContext:
@@ -899,10 +929,10 @@ def article_context(text: str) -> ClaimContext:
     counts = vocabulary.occurrences("intervention", text)
     subjects = {k: n for k, n in counts.items()
                 if not getattr(vocabulary.get("intervention", k), "comparator", "")}
-    counts = subjects or counts
-    top = max(counts.values(), default=0)
-    main = frozenset(k for k, n in counts.items() if n * 2 >= top)
-    return ClaimContext(frozenset(vocabulary.find("condition", text)), main)
+    routes = _main(vocabulary.occurrences("route", text))
+    # An article using several routes alike assumes none of them.
+    return ClaimContext(frozenset(vocabulary.find("condition", text)), _main(subjects or counts),
+                        routes if len(routes) == 1 else frozenset())
 
 
 def _labels(kind: str, keys: Iterable[str]) -> tuple[str, ...]:
@@ -920,9 +950,12 @@ def _study_terms(sources: Sequence[tuple[str, set[str]]]) -> tuple[set[str], str
 def _compare_conditions(
     claim_own: set[str], context: set[str], study: set[str], source: str,
     study_populations: set[str], mismatches: list[Mismatch], reasons: list[str],
+    shared: list[str], *, generic: bool = False,
 ) -> None:
     kind = "condition"
-    claimed = claim_own or context
+    # "Depressive episodes of bipolar disorder": the broader word names the narrower one.
+    claim_own = claim_own - {a for k in claim_own for a in vocabulary.ancestors(kind, k)}
+    claimed = (claim_own | context) if generic else (claim_own or context)
     whose = "the claim" if claim_own else "the claim's article"
     if not claimed:
         reasons.append("condition: neither the claim nor its article names a condition, so "
@@ -931,6 +964,9 @@ def _compare_conditions(
     if not claim_own:
         reasons.append(f"condition: the claim names no condition; its article is about "
                        f"{_quote(_labels(kind, claimed))}")
+    elif generic and context:
+        reasons.append(f"condition: the claim's general words ('mental health', 'mood') stand "
+                       f"for its article's {_quote(_labels(kind, context))}")
     if not study:
         mismatches.append(Mismatch(kind, _labels(kind, claimed), (), blocking=True))
         reasons.append(f"condition: {whose} is about {_quote(_labels(kind, claimed))}; the "
@@ -946,6 +982,13 @@ def _compare_conditions(
         concept = vocabulary.get(kind, key)
         if key in study or subgroups:
             covered.append(key)
+            separate = {s for s in subgroups if key not in study
+                        and getattr(vocabulary.get(kind, s), "separate", False)}
+            if separate:
+                mismatches.append(Mismatch(kind, _labels(kind, [key]), _labels(kind, separate)))
+                reasons.append(f"condition: {whose} is about {_quote(_labels(kind, [key]))}; "
+                               f"the study ({source}) is only about the distinct "
+                               f"{_quote(_labels(kind, separate))}")
         elif wider and concept is not None and concept.separate:
             excluded[key] = wider
         elif wider:
@@ -958,19 +1001,25 @@ def _compare_conditions(
                        f"({source}) is about {_quote(_labels(kind, wider))}, whose studies "
                        f"usually exclude {_quote(_labels(kind, [key]))}")
     for key, wider in broader.items():
+        if key not in claim_own:
+            continue  # the article names the narrower group; this claim does not
         mismatches.append(Mismatch("population", _labels(kind, [key]), _labels(kind, wider)))
         reasons.append(f"population: {whose} is about {_quote(_labels(kind, [key]))}; the "
                        f"study ({source}) is about the broader {_quote(_labels(kind, wider))}")
     matched = covered or list(broader)
+    if matched:
+        shared.append(kind)
     if claim_own:
-        missing = different + list(excluded)
-        if missing:
+        # The article's conditions a general word stands for need not all be covered; a
+        # study covering one of several conditions a claim lists bears on that part of it.
+        missing = [k for k in different + list(excluded) if k in claim_own]
+        if missing and not matched:
             mismatches.append(Mismatch(kind, _labels(kind, missing), study_labels,
-                                       blocking=not matched))
-            if different:
-                reasons.append(f"condition: the claim is about "
-                               f"{_quote(_labels(kind, different))}; the study ({source}) is "
-                               f"about {_quote(study_labels)}")
+                                       blocking=True))
+        if different:
+            reasons.append(f"condition: the claim is about {_quote(_labels(kind, different))}"
+                           f"; the study ({source}) is about {_quote(study_labels)}"
+                           + (" (it bears on the rest of the claim)" if matched else ""))
     elif not matched:
         mismatches.append(Mismatch(kind, _labels(kind, claimed), study_labels, blocking=True))
         reasons.append(f"condition: the study ({source}) is about {_quote(study_labels)}, none "
@@ -978,7 +1027,7 @@ def _compare_conditions(
     if covered:
         reasons.append(f"condition: the study ({source}) covers {whose}'s "
                        f"{_quote(_labels(kind, covered))}")
-    for key in covered + list(broader):
+    for key in [k for k in covered + list(broader) if k in claim_own]:
         concept = vocabulary.get(kind, key)
         contrary = study_populations & set(concept.contrary if concept else ())
         if contrary:
@@ -990,12 +1039,15 @@ def _compare_conditions(
 
 def _compare_interventions(
     claim_own: set[str], context: set[str], study: set[str], source: str,
-    mismatches: list[Mismatch], reasons: list[str],
+    mismatches: list[Mismatch], reasons: list[str], shared: list[str],
 ) -> None:
     kind = "intervention"
     # The claim's subject: what it names that its article is about; otherwise what it
-    # names; otherwise its article's main intervention.
-    subject = (claim_own & context) or claim_own or context
+    # names other than comparators ("unlike SSRIs"); otherwise its article's main
+    # intervention.
+    named = {k for k in claim_own
+             if not getattr(vocabulary.get(kind, k), "comparator", "")}
+    subject = (claim_own & context) or named or context or claim_own
     whose = "the claim" if claim_own else "the claim's article"
     if not subject:
         reasons.append("intervention: neither the claim nor its article names an "
@@ -1008,12 +1060,14 @@ def _compare_interventions(
                        "vocabulary")
         return
     if subject & study:
+        shared.append(kind)
         reasons.append(f"intervention: the study ({source}) is about {whose}'s "
                        f"{_quote(_labels(kind, subject & study))}")
         return
     substances = {vocabulary.substance(k) for k in subject}
     same_substance = {k for k in study if vocabulary.substance(k) in substances}
     if same_substance:
+        shared.append(kind)
         mismatches.append(Mismatch(kind, _labels(kind, subject), _labels(kind, same_substance)))
         reasons.append(f"intervention: {whose} is about {_quote(_labels(kind, subject))}; the "
                        f"study ({source}) is about another form, "
@@ -1108,16 +1162,29 @@ def assess_indirectness(
                              ("MeSH", in_mesh)])
 
     study_conditions, source = terms("condition")
+    # A study of a separate subgroup (bipolar depression) uses the broader word for it.
+    study_conditions -= {a for k in study_conditions
+                         if getattr(vocabulary.get("condition", k), "separate", False)
+                         for a in vocabulary.ancestors("condition", k)}
     study_populations = (vocabulary.find("population", title)
                          | vocabulary.find("population", abstract)
                          | vocabulary.find_mesh("population", study_mesh))
+    shared: list[str] = []
     _compare_conditions(vocabulary.find("condition", claim), set(ctx.conditions),
-                        study_conditions, source, study_populations, mismatches, reasons)
+                        study_conditions, source, study_populations, mismatches, reasons,
+                        shared, generic=bool(vocabulary.GENERIC_CONDITION_RE.search(claim)))
     study_drugs, source = terms("intervention", mesh_first=False)
     _compare_interventions(vocabulary.find("intervention", claim), set(ctx.interventions),
-                           study_drugs, source, mismatches, reasons)
+                           study_drugs, source, mismatches, reasons, shared)
     study_routes, source = terms("route")
-    _compare_named("route", "route", vocabulary.find("route", claim), study_routes, source,
+    claim_routes = vocabulary.find("route", claim)
+    others = {k for k in vocabulary.find("intervention", claim) - set(ctx.interventions)
+              if not getattr(vocabulary.get("intervention", k), "comparator", "")}
+    if not claim_routes and ctx.routes and not others:
+        claim_routes = set(ctx.routes)
+        reasons.append(f"route: the claim names none; its article's is "
+                       f"{_quote(_labels('route', claim_routes))}")
+    _compare_named("route", "route", claim_routes, study_routes, source,
                    mismatches, reasons, what="route or form")
 
     # Population: species, healthy volunteers, age groups.
@@ -1147,7 +1214,25 @@ def assess_indirectness(
     ranks = {d: i for i, d in enumerate(INDIRECTNESS_DIMENSIONS)}
     mismatches.sort(key=lambda m: (ranks[m.dimension], not m.blocking))
     on_topic = not any(m.blocking for m in mismatches)
-    return Indirectness(on_topic and bool(mismatches), tuple(mismatches), tuple(reasons))
+    return Indirectness(on_topic and bool(mismatches), tuple(mismatches), tuple(reasons),
+                        tuple(shared))
+
+
+def non_clinical_statement(claim_text: str) -> str | None:
+    """What makes a claim one no clinical study can substantiate, or None.
+
+    Regulatory statements (see `regulatory_statement`), history ("originally developed in
+    the 1960s"), prevalence ("the most common mental health conditions") and cost or
+    coverage.
+    """
+    reason = regulatory_statement(claim_text)
+    if reason is not None:
+        return reason
+    for name, pattern in vocabulary.NON_CLINICAL_PATTERNS:
+        match = pattern.search(claim_text)
+        if match:
+            return f"a {name} statement ('{match.group(0)}')"
+    return None
 
 
 def regulatory_statement(claim_text: str) -> str | None:
@@ -1332,8 +1417,8 @@ def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
     and uncontrolled studies; very low for expert opinion, animal and in-vitro work or an
     unknown design. Then one level down for each of:
 
-    * risk of bias: a best study has an expression of concern; or the best evidence is
-      uncontrolled (case series, case reports, single-arm studies);
+    * risk of bias: every best study has an expression of concern; or the best evidence
+      is uncontrolled (case series, case reports, single-arm studies);
     * inconsistency: studies at the best starting level both support and contradict the
       claim (a weaker study disagreeing is noted, not rated down);
     * indirectness: every best study is indirect (another population, form, route; or
@@ -1426,8 +1511,11 @@ def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
     concern = [i for i in best if "expression_of_concern" in i.flags]
     uncontrolled = [i for i in best if i.design in _UNCONTROLLED]
     bias: list[str] = []
-    if concern:
-        bias.append(f"expression of concern on {_names(concern)}")
+    if concern and len(concern) == len(best):
+        bias.append(f"expression of concern on every best study: {_names(concern)}")
+    elif concern:
+        reasons.append(f"expression of concern on {_names(concern)}, not on every best study "
+                       "(noted, not rated down)")
     if uncontrolled and len(uncontrolled) == len(best):
         bias.append(f"no control group: {_names(uncontrolled)}")
     if bias:

@@ -45,6 +45,7 @@ from evidence.grading import (
     article_context,
     assess_indirectness,
     flag_codes,
+    non_clinical_statement,
     regulatory_statement,
     suggest_certainty,
 )
@@ -69,8 +70,7 @@ DISCOVER_K = 5       # PubMed results fetched per canonical claim
 CLAIM_FLAGS = vocabulary.CLAIM_FLAGS
 # Categories whose claims assert an effect a study can test even when they also mention a
 # regulator ("the FDA-approved spray works within hours").
-_CLINICAL_CATEGORIES = frozenset({"efficacy", "onset", "safety", "comparison", "statistic",
-                                  "mechanism"})
+_CLINICAL_CATEGORIES = frozenset({"efficacy", "onset", "safety", "comparison", "mechanism"})
 
 
 @dataclass
@@ -127,14 +127,15 @@ _GENERIC = frozenset(tokenize(" ".join(sorted(vocabulary.GENERIC_WORDS))))
 
 
 def regulatory_only(claim_text: str, category: str | None) -> str | None:
-    """Why no clinical study can fit this claim (a regulatory statement), or None.
+    """Why no clinical study can fit this claim, or None.
 
-    A claim whose statement is regulatory (an approval, off-label status, scheduling, a
-    label warning) needs the regulator's record; one that also asserts a clinical effect
-    (its category is efficacy, onset, safety, ...) can still be fitted by studies on that
-    effect, and is flagged all the same.
+    A regulatory statement (an approval, off-label status, scheduling, a label warning)
+    needs the regulator's record; history, prevalence and cost need their own sources.
+    A claim that also asserts a clinical effect (its category is efficacy, onset, safety,
+    comparison or mechanism) can still be fitted by studies on that effect (and a
+    regulatory one is flagged all the same).
     """
-    reason = regulatory_statement(claim_text)
+    reason = non_clinical_statement(claim_text)
     if reason is None or (category or "") in _CLINICAL_CATEGORIES:
         return None
     return reason
@@ -173,7 +174,9 @@ def addresses(
                               context=context)
     specific = {stem for t in exp.terms for stem in tokenize(t)} - _GENERIC
     regulatory = regulatory_only(claim_text, category)
-    enough_words = len(specific) >= MIN_MATCHED_TERMS
+    # Fit is a matter of condition and intervention; only when neither side names any
+    # (nothing to compare) do shared words have to stand in for them.
+    enough_words = bool(ind.shared) or len(specific) >= MIN_MATCHED_TERMS
     fits = enough_words and ind.on_topic and regulatory is None
     reasons: list[str] = []
     if regulatory:
@@ -184,8 +187,9 @@ def addresses(
                        f"{', '.join(m.claim_terms) or 'none'}; study: "
                        f"{', '.join(m.study_terms) or 'none named'})")
     if not enough_words:
-        reasons.append(f"does not fit: only {len(specific)} specific claim word(s) in the "
-                       f"study's title/abstract (needs {MIN_MATCHED_TERMS})")
+        reasons.append(f"does not fit: names no condition or intervention to compare, and "
+                       f"only {len(specific)} specific claim word(s) are in the study's "
+                       f"title/abstract (needs {MIN_MATCHED_TERMS})")
     if fits:
         reasons.append("fits: shares the claim's condition and intervention"
                        + (" (indirect: " + ", ".join(sorted({m.dimension for m in

@@ -120,6 +120,11 @@ _CONDITIONS: tuple[Concept, ...] = (
         r"\b(?:resistant|refractory)\s+(?:major\s+)?depression\b", r"(?-i:\bTRD\b)",
         r"\b(?:have|has)\s+not\s+(?:responded|found\s+relief)\b",
         r"\bnot\s+respond(?:ed)?\s+to\s+(?:\w+\s+){0,2}(?:antidepressants|treatments)\b",
+        r"\btreatment[- ](?:resistant|refractory)\s+(?:cases|conditions|patients|individuals)\b",
+        r"\bresistant\s+to\s+(?:traditional|conventional|standard|other)\s+(?:therapies|"
+        r"treatments|antidepressants)\b",
+        r"\b(?:conventional|traditional|standard|other)\s+(?:treatments|therapies)\s+"
+        r"(?:have\s+)?(?:fall(?:en)?\s+short|failed)\b",
     ), ("Depressive Disorder, Treatment-Resistant",), parent="depression",
         terms=("treatment-resistant", "treatment resistant", "refractory depression"),
         contrary=("treatment_naive",)),
@@ -180,6 +185,11 @@ _CONDITIONS: tuple[Concept, ...] = (
         r"\bopioid\s+(?:use\s+disorders?|dependence|addiction|withdrawal)\b", r"(?-i:\bOUD\b)",
     ), ("Opioid-Related Disorders",), parent="substance_use_disorder",
         terms=("opioid use", "opioid dependence")),
+    Concept("urological_harm", "bladder and urinary tract damage", (
+        r"\bbladder\b", r"\burinary\s+tract\b", r"\burinary\b", r"\bcystitis\b",
+        r"\buropathy\b",
+    ), ("Cystitis", "Urinary Bladder Diseases", "Lower Urinary Tract Symptoms"),
+        terms=("cystitis", "bladder", "urinary")),
     Concept("psychosis", "schizophrenia or psychosis", (
         r"\bschizophreni(?:a|c)\b", r"\bpsychos[ie]s\b",
     ), ("Schizophrenia", "Psychotic Disorders"), terms=("schizophreni*", "psychosis")),
@@ -408,17 +418,18 @@ def mentions(kind: str, text: str) -> list[tuple[int, int, str]]:
     for concept in concepts(kind):
         for pattern in _compiled(concept):
             hits.update((m.start(), m.end(), concept.key) for m in pattern.finditer(text))
-    # One sweep (hits by start, longest first): a hit is inside an earlier one that ends at
-    # or after it. The two furthest-reaching earlier hits of different keys are enough to
-    # tell, so long texts stay linear in their number of hits.
+    # One sweep (hits by start, longest first): a hit is inside the furthest-reaching
+    # earlier hit when that one ends at or after it and is longer (or of the same entry),
+    # so long texts stay linear in their number of hits.
     kept: list[tuple[int, int, str]] = []
-    reach: list[tuple[int, int, str]] = []  # (end, start, key) of up to two hits
+    reach: tuple[int, int, str] | None = None  # (end, start, key)
     for start, end, key in sorted(hits, key=lambda h: (h[0], -h[1], h[2])):
-        inside = any(e >= end and k != key and (e - s) > (end - start) for e, s, k in reach)
+        inside = reach is not None and reach[0] >= end and (
+            reach[0] - reach[1] > end - start or reach[2] == key)
         if not inside:
             kept.append((start, end, key))
-        reach = sorted([*reach, (end, start, key)], reverse=True)
-        reach = [r for i, r in enumerate(reach) if i == 0 or r[2] != reach[0][2]][:2]
+        if reach is None or end > reach[0]:
+            reach = (end, start, key)
     return kept
 
 
@@ -522,6 +533,28 @@ REGULATORY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 """Statements only a regulator's record can substantiate: approvals, off-label status,
 scheduling, label warnings. Each entry names the kind of statement."""
+
+NON_CLINICAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("history", re.compile(
+        r"\b(?:originally|initially|first)\s+(?:developed|synthesi[sz]ed|introduced|created|"
+        r"discovered)\b|\b(?:developed|synthesi[sz]ed|discovered)\s+in\s+(?:the\s+)?"
+        r"(?:19|20)\d\d", re.IGNORECASE)),
+    ("prevalence", re.compile(
+        r"\bmost\s+common\s+(?:mental|psychiatric|health|conditions?|disorders?)\b"
+        r"|\bprevalen\w*|\baffect(?:s|ing)?\s+(?:over\s+|more\s+than\s+|about\s+|nearly\s+"
+        r"|an\s+estimated\s+)?\d[\d,.]*\s*(?:million|billion)", re.IGNORECASE)),
+    ("cost or coverage", re.compile(
+        r"\binsurance\b|\bcovered\s+by\b|\bout[- ]of[- ]pocket\b|\breimburs\w+|\bcosts?\b"
+        r"|\bpric(?:e|es|ing)\b|\$\s?\d", re.IGNORECASE)),
+)
+"""Statements a clinical study cannot substantiate either: history, prevalence, cost."""
+
+GENERIC_CONDITION_RE = re.compile(
+    r"\bmental\s+(?:health|illness(?:es)?|wellness)\b|\bmood(?:\s+(?:disorders?|regulation))?"
+    r"\b|\bpsychiatric\s+(?:conditions?|disorders?|illness(?:es)?)\b",
+    re.IGNORECASE,
+)
+"""Words that stand for "the conditions this article is about" rather than naming one."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -197,9 +197,10 @@ def test_fixture_asthma_trial_is_indirect_for_a_ketamine_depression_claim() -> N
     result = assess_indirectness("IV ketamine relieves depression within hours.",
                                  study_title=record.title, study_mesh=record.mesh,
                                  study_abstract=record.abstract)
-    assert result.indirect
+    # Another condition and another drug: the study does not fit at all.
+    assert not result.on_topic and not result.indirect
     assert [m.dimension for m in result.mismatches] == ["condition", "intervention"]
-    assert result.mismatches[0] == Mismatch("condition", ("depression",), ())
+    assert result.mismatches[0] == Mismatch("condition", ("depression",), (), blocking=True)
 
 
 def test_fixture_designs_feed_the_certainty_suggestion() -> None:
@@ -241,8 +242,31 @@ DESIGN_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("rct", dict(publication_types=[JA, "Randomized Controlled Trial"]), "rct", "1b"),
     ("letter_reporting_rct", dict(publication_types=["Letter", "Randomized Controlled Trial"]),
      "rct", "1b"),
+    # A trial that states no comparison group is a case series (CEBM 4), whatever its type.
     ("phase_ii_alone", dict(publication_types=[JA, "Clinical Trial, Phase II"]),
+     "case_series", "4"),
+    ("phase_ii_against_placebo", dict(
+        publication_types=[JA, "Clinical Trial, Phase II"],
+        abstract="Ketamine was compared with saline placebo in a parallel design."),
      "non_randomised_trial", "2b"),
+    ("trial_single_arm", dict(
+        publication_types=["Clinical Trial"],
+        title="A single-arm trial of intravenous ketamine in treatment-resistant depression"),
+     "case_series", "4"),
+    ("trial_pilot_without_control", dict(
+        publication_types=[JA],
+        title="Ketogenic diet and ketamine infusions in anorexia nervosa: a pilot study",
+        abstract="Five women received the diet and six infusions; scores fell from baseline."),
+     "case_series", "4"),
+    ("before_after_treated_group", dict(
+        publication_types=[JA],
+        abstract="Twenty-five drug-naive men with depression received three intravenous "
+                 "ketamine boluses; ratings were compared with baseline."),
+     "case_series", "4"),
+    ("observational_single_arm", dict(
+        publication_types=["Observational Study"],
+        abstract="A prospective single-arm study of 40 outpatients given esketamine."),
+     "case_series", "4"),
     ("controlled_trial_alone", dict(publication_types=["Controlled Clinical Trial"]),
      "non_randomised_trial", "2b"),
     ("trial_with_random_allocation", dict(publication_types=["Clinical Trial"],
@@ -251,6 +275,10 @@ DESIGN_CASES: list[tuple[str, dict[str, Any], str, str]] = [
                                      title="A randomised trial of ketamine"), "rct", "1b"),
     ("trial_titled_non_randomised", dict(publication_types=["Clinical Trial"],
                                          title="A non-randomized trial of ketamine"),
+     "case_series", "4"),
+    ("trial_non_randomised_with_controls", dict(
+        publication_types=["Clinical Trial"],
+        title="A non-randomized trial of ketamine versus electroconvulsive therapy"),
      "non_randomised_trial", "2b"),
     ("trial_abstract_randomly_assigned", dict(
         publication_types=["Clinical Trial, Phase IV"],
@@ -342,7 +370,7 @@ DESIGN_CASES: list[tuple[str, dict[str, Any], str, str]] = [
      "non_randomised_trial", "2b"),
     ("open_label", dict(publication_types=[JA],
                         title="Open-label intravenous ketamine for suicidal ideation"),
-     "non_randomised_trial", "2b"),
+     "case_series", "4"),
     ("mesh_double_blind_alone", dict(publication_types=[JA], mesh=["Double-Blind Method"]),
      "non_randomised_trial", "2b"),
     ("mesh_random_allocation", dict(publication_types=[JA], mesh=["Random Allocation"]),
@@ -470,7 +498,10 @@ def test_expression_of_concern_link_and_type_are_flagged() -> None:
     linked = study_flags(publication_types=[JA],
                          comments_corrections=[("ExpressionOfConcernIn", None)])
     notice = study_flags(publication_types=["Expression of Concern"])
-    assert _codes(linked) == _codes(notice) == ["expression_of_concern"]
+    assert _codes(linked) == ["expression_of_concern"]
+    # The notice itself is not a study under concern: its design (a notice) says what it is.
+    assert _codes(notice) == []
+    assert classify_design(["Expression of Concern"]).design == "editorial"
     assert "ExpressionOfConcernIn" in linked[0].reason
 
 
@@ -499,10 +530,32 @@ def test_all_flags_come_once_each_in_declared_order() -> None:
     flags = study_flags(
         publication_types=["Preprint", "Retracted Publication", "Retraction of Publication",
                            "Expression of Concern"],
-        comments_corrections=[("ErratumIn", "1"), ("RetractionIn", "2"), ("RetractionIn", "3")],
-        languages=["fre"],
+        comments_corrections=[("ErratumIn", "1"), ("RetractionIn", "2"), ("RetractionIn", "3"),
+                              ("ExpressionOfConcernIn", "4"),
+                              ("CorrectedandRepublishedIn", "5")],
+        languages=["fre"], deleted=True,
     )
     assert _codes(flags) == list(FLAG_CODES)
+
+
+def test_corrected_and_republished_is_its_own_flag_not_an_erratum() -> None:
+    flags = study_flags(publication_types=[JA],
+                        comments_corrections=[("CorrectedandRepublishedIn", "90000777")])
+    assert _codes(flags) == ["corrected_and_republished"]
+    assert "PMID 90000777" in flags[0].reason
+
+
+def test_parser_flags_are_the_grading_flags() -> None:
+    from ingest.pubmed_xml import parse_pubmed_bytes
+    from tests.pubmed_records import article_set, article_xml
+
+    [record] = parse_pubmed_bytes(article_set(article_xml(
+        "90000778", title="Ketamine", retracted_in="90000779", language="ger")))
+    assert record.flags() == study_flags(
+        publication_types=record.publication_types,
+        comments_corrections=[(c.ref_type, c.pmid) for c in record.comments_corrections],
+        languages=record.languages)
+    assert record.is_retracted and _codes(record.flags()) == ["retracted", "not_english"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -540,9 +593,9 @@ def test_depression_claim_vs_eating_disorder_review_mismatches_condition() -> No
         study_title="Ketamine in the treatment of eating disorders: a review",
         study_mesh=["Feeding and Eating Disorders", "Ketamine", "Humans"],
     )
-    assert result.indirect
+    assert not result.on_topic
     assert result.mismatches == (
-        Mismatch("condition", ("depression",), ("eating disorders",)),
+        Mismatch("condition", ("depression",), ("eating disorders",), blocking=True),
     )
 
 
@@ -551,8 +604,9 @@ def test_claim_naming_no_condition_is_not_flagged_on_condition() -> None:
         "Ketamine therapy has minimal side effects.",
         study_title="Ketamine in the treatment of eating disorders: a review",
     )
-    assert not result.indirect
-    assert "condition: the claim names no condition, so it is not compared" in result.reasons
+    assert not result.indirect and result.on_topic
+    assert ("condition: neither the claim nor its article names a condition, so it is not "
+            "compared") in result.reasons
 
 
 def test_subgroup_study_covers_broader_claim() -> None:
@@ -592,13 +646,13 @@ def test_respiratory_depression_is_not_the_condition_depression() -> None:
         study_title="Respiratory depression after ketamine sedation",
         study_mesh=["Ketamine"],
     )
-    assert result.mismatches == (Mismatch("condition", ("depression",), ()),)
+    assert result.mismatches == (Mismatch("condition", ("depression",), (), blocking=True),)
 
 
 def test_study_naming_no_condition_is_flagged_for_a_condition_claim() -> None:
     result = assess_indirectness("Ketamine relieves PTSD.",
                                  study_title="Ketamine pharmacology: an update")
-    assert result.mismatches == (Mismatch("condition", ("PTSD",), ()),)
+    assert result.mismatches == (Mismatch("condition", ("PTSD",), (), blocking=True),)
 
 
 def test_abstract_is_read_when_title_and_mesh_name_no_condition() -> None:
@@ -612,10 +666,15 @@ def test_abstract_comorbidity_ignored_when_title_names_the_condition() -> None:
                  study_abstract="Comorbid depression improved.") == ["condition"]
 
 
-def test_every_claimed_condition_must_be_covered() -> None:
+def test_a_study_of_one_listed_condition_bears_on_that_part_of_the_claim() -> None:
     result = assess_indirectness("Ketamine treats depression, anxiety and PTSD.",
                                  study_title="Ketamine for depression")
-    assert result.mismatches == (Mismatch("condition", ("PTSD", "anxiety"), ("depression",)),)
+    assert result.on_topic and result.mismatches == ()
+    assert any("PTSD" in r and "bears on the rest of the claim" in r for r in result.reasons)
+    none = assess_indirectness("Ketamine treats anxiety and PTSD.",
+                               study_title="Ketamine for depression")
+    assert none.mismatches == (Mismatch("condition", ("PTSD", "anxiety"), ("depression",),
+                                        blocking=True),)
 
 
 def test_s_ketamine_is_esketamine_not_ketamine() -> None:
@@ -644,8 +703,9 @@ def test_other_intervention_is_intervention_mismatch() -> None:
 def test_claim_without_drug_is_not_compared_on_intervention() -> None:
     result = assess_indirectness("Relief within hours for depression.",
                                  study_title="Esketamine in depression")
-    assert not result.indirect
-    assert any(r.startswith("intervention: the claim names no drug") for r in result.reasons)
+    assert not result.indirect and result.on_topic
+    assert any(r.startswith("intervention: neither the claim nor its article names")
+               for r in result.reasons)
 
 
 def test_route_not_flagged_when_study_names_none() -> None:
@@ -713,7 +773,10 @@ def test_indirectness_reasons_cover_every_dimension() -> None:
 
 
 def test_lexicons_have_unique_keys_known_parents_and_valid_patterns() -> None:
-    for lexicon in (grading.CONDITIONS, grading.DRUGS, grading.ROUTES, grading.POPULATIONS):
+    from evidence import vocabulary
+
+    for kind in vocabulary.KINDS:
+        lexicon = vocabulary.concepts(kind)
         keys = [c.key for c in lexicon]
         assert len(keys) == len(set(keys))
         for concept in lexicon:
@@ -775,8 +838,8 @@ def test_certainty_indirectness_judged_on_best_evidence_only() -> None:
 def test_certainty_only_retracted_is_very_low_and_says_why() -> None:
     got = suggest_certainty([ev("rct", retracted=True, label="PMID 9")])
     assert got.level == "very_low"
-    assert "excluded 1 study (PMID 9): retracted" in got.reasons
-    assert any("no relevant evidence linked" in r and "retracted" in r for r in got.reasons)
+    assert "excluded 1 study (PMID 9): retracted, never counts as evidence" in got.reasons
+    assert "no relevant evidence apart from retracted studies" in got.reasons
 
 
 def test_certainty_retracted_flag_also_excludes() -> None:
@@ -832,7 +895,7 @@ def test_certainty_no_evidence_is_very_low() -> None:
     for evidence in ([], [ev("rct", relevant=False)]):
         got = suggest_certainty(evidence)
         assert got.level == "very_low"
-        assert "no relevant evidence linked" in got.reasons
+        assert "no relevant evidence" in got.reasons
 
 
 def test_certainty_does_not_address_is_excluded() -> None:
@@ -843,8 +906,59 @@ def test_certainty_does_not_address_is_excluded() -> None:
 
 def test_certainty_unassessed_stance_still_counts() -> None:
     got = suggest_certainty([ev("rct", stance=None)])
-    assert got.level == "high"
-    assert any(r.startswith("stance not yet assessed") for r in got.reasons)
+    assert (got.level, got.basis) == ("high", "metadata")
+    assert got.reasons[0].startswith("metadata-only suggestion: no reviewer has assessed")
+
+
+def test_certainty_from_assessments_uses_only_the_assessed_links() -> None:
+    got = suggest_certainty([ev("case_series", stance="supports", label="PMID 1"),
+                             ev("rct", stance=None, label="PMID 2")])
+    assert got.basis == "assessments"
+    assert got.reasons[0] == "from reviewers' assessments of 1 study (PMID 1)"
+    assert "1 linked study not assessed yet, not considered" in got.reasons
+    # A case series alone: starts low, rated down for having no control group.
+    assert (got.start_level, got.level) == ("low", "very_low")
+    assert got.downgrades[0][0] == "risk_of_bias" and "no control group" in got.downgrades[0][1]
+
+
+def test_certainty_contradicting_evidence_of_similar_level_is_inconsistency() -> None:
+    got = suggest_certainty([ev("rct", stance="supports", label="PMID 1"),
+                             ev("rct", stance="contradicts", label="PMID 2")])
+    assert [d for d, _ in got.downgrades] == ["inconsistency"]
+    assert got.level == "moderate"
+    weaker = suggest_certainty([ev("rct", stance="supports"),
+                                ev("case_report", stance="contradicts")])
+    assert weaker.level == "high" and not weaker.downgrades
+
+
+def test_certainty_retracted_never_counts_even_when_assessed_as_supporting() -> None:
+    got = suggest_certainty([ev("rct", stance="supports", retracted=True, label="PMID 1"),
+                             ev("cohort", stance="supports", label="PMID 2")])
+    assert got.start_level == "low"
+    assert any(r.startswith("excluded 1 study (PMID 1): retracted") for r in got.reasons)
+
+
+def test_certainty_relevance_low_is_indirect_and_none_excludes() -> None:
+    low = LinkEvidence("rct", 90, True, "supports", False, False, (), "PMID 1", "low")
+    none = LinkEvidence("rct", 90, True, "supports", False, False, (), "PMID 2", "none")
+    got = suggest_certainty([low])
+    assert [d for d, _ in got.downgrades] == ["indirectness"]
+    assert "relevance rated low" in got.downgrades[0][1]
+    assert suggest_certainty([none]).level == "very_low"
+
+
+def test_certainty_indirectness_names_the_dimensions() -> None:
+    item = LinkEvidence("rct", 90, True, "supports", True, False, (), "PMID 3",
+                        indirect_dimensions=("population",))
+    got = suggest_certainty([item])
+    assert got.level == "moderate"
+    assert "PMID 3: population" in got.downgrades[0][1]
+
+
+def test_certainty_only_uncontrolled_evidence_is_at_most_low() -> None:
+    for design in ("case_series", "case_report"):
+        got = suggest_certainty([ev(design, stance="supports")])
+        assert got.level in ("low", "very_low")
 
 
 def test_certainty_leaves_imprecision_and_publication_bias_to_reviewer() -> None:
@@ -869,8 +983,12 @@ def test_certainty_rejects_unknown_design_and_stance() -> None:
         suggest_certainty([LinkEvidence("rct", 90, True, "agrees", False, False)])
 
 
-def test_grade_levels_order_weakest_first() -> None:
-    assert GRADE_LEVELS == ("very_low", "low", "moderate", "high")
+def test_grade_levels_are_the_one_certainty_vocabulary_strongest_first() -> None:
+    from evidence import models, vocabulary
+
+    assert GRADE_LEVELS == ("high", "moderate", "low", "very_low")
+    assert GRADE_LEVELS is vocabulary.CERTAINTY is models.CERTAINTY
+    assert list(EVIDENCE_LEVELS)[:2] == ["1a", "1b"]
 
 
 def test_vocabularies_match_the_database_schema() -> None:

@@ -80,9 +80,12 @@ def test_cited_rct_fits_and_eating_disorder_review_is_flagged(linked: Engine) ->
         ed = links[str(EATING_DISORDER_REVIEW["pmid"])]
         assert ed.origin == "cited" and ed.fits is False
         assert "no_fitting_citation" not in claim.flags
-        assert "cited_not_addressing" in claim.flags
+        # A citation that addresses nothing is a fact about the citation, not each claim.
+        assert all("cited_not_addressing" not in c.flags for c in s.exec(select(Claim)).all())
         cit = s.exec(select(Citation).where(Citation.kind == "doi")).one()
-        assert cit.status_reason == "cited but does not address any claim of its article"
+        assert cit.flags == ["addresses_no_claim"]
+        pmid_cit = s.exec(select(Citation).where(Citation.kind == "pmid")).one()
+        assert pmid_cit.flags == []
 
 
 def test_local_evidence_found_without_citation(linked: Engine) -> None:

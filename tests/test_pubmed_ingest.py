@@ -69,13 +69,11 @@ def test_resolves_and_fetches_seed_citations(seeded: Engine, fake_eutils: FakeEu
 
 def test_doi_resolving_to_a_cited_pmid_is_fetched_once(engine: Engine, tmp_path: Path,
                                                        fake_eutils: FakeEutils) -> None:
-    from evidence import pipeline
-
     pmid, doi = IV_KETAMINE_RCT["pmid"], IV_KETAMINE_RCT["doi"]
     post = tmp_path / "post.txt"
     post.write_text(f"Ketamine relieves depression within hours.\nSee PMID: {pmid} and "
                     f"https://doi.org/{doi}\n")
-    pipeline.ingest_articles(engine, [str(post)])
+    jobs.ingest_articles(engine, [str(post)])
     fake_eutils.add_record(pmid, article_xml(**IV_KETAMINE_RCT))
     fake_eutils.add_doi(doi, pmid)
     summary = jobs.ingest_pubmed(engine, _client(fake_eutils))
