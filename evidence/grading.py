@@ -215,7 +215,8 @@ _CUE_CASE_SERIES = _rx(r"\bcase\s+series\b|\bchart\s+review")
 # a control group").
 _CUE_UNCONTROLLED = _rx(
     r"\bsingle[- ](?:arm|group)\b|\bnon-?\s?controlled\b|\buncontrolled\b"
-    r"|\bwithout\s+(?:a\s+)?(?:control|comparison|comparator)\b|\bno\s+control\s+group\b"
+    r"|\bwithout\s+(?:a\s+)?(?:control|comparison|comparator)\b"
+    r"|\bno\s+(?:control|comparison|comparator)\s+(?:group|arm|condition)\b"
     r"|\bbefore[- ]and[- ]after\b"
 )
 # These suggest it but are often said of controlled trials too ("open-label, versus ECT").
@@ -648,6 +649,12 @@ def _fallback(
     if (in_vitro or in_vitro_cue) and not design_mesh:
         found = f"MeSH {_quote(in_vitro)}" if in_vitro else f"title says '{in_vitro_cue}'"
         reasons.append(f"{found}: laboratory (in-vitro) research")
+        return _assessment(IN_VITRO, "6", reasons)
+    # MEDLINE indexers tag every study of people or animals with 'Humans' or 'Animals';
+    # an indexed record with neither is about molecules, materials or methods.
+    if heads and not humans and _MESH_ANIMALS not in heads and not design_mesh:
+        reasons.append("MeSH indexed with neither 'Humans' nor 'Animals': laboratory "
+                       "(bench) research")
         return _assessment(IN_VITRO, "6", reasons)
 
     randomised = _randomisation(heads, title, abstract)

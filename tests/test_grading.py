@@ -47,7 +47,7 @@ FIXTURE_FILES = (
 # PMID -> (design, level, why), one row per record in the fixtures.
 EXPECTED_FIXTURE_DESIGNS: dict[str, tuple[str, str, str]] = {
     "12091962": ("narrative_review", "5", "Journal Article + Review"),
-    "9997": ("unknown", "unknown", "Journal Article only, biochemistry MeSH, no cues"),
+    "9997": ("in_vitro", "6", "Journal Article only, biochemistry MeSH without Humans/Animals"),
     "11748933": ("animal", "6", "MeSH Animals without Humans (fish spermatozoa)"),
     "11700088": ("unknown", "unknown", "Journal Article only, no MeSH (MRI physics)"),
     "27797938": ("case_control", "3",
