@@ -20,6 +20,7 @@ from evidence.models import (
     DOMAIN_RATINGS,
     GRADE_DOMAINS,
     RELEVANCE,
+    SOURCE_KINDS,
     STANCES,
     SUBSTANTIATION,
 )
@@ -62,6 +63,8 @@ with ui.reading() as session:
         assessments = queries.claim_assessments(session, claim_id, viewer=user)
         others_visible = queries.others_visible(session, claim_id, user)
         required = review.required_reviews()
+        suggestion = queries.certainty_suggestion(session, claim_id, user)
+        sources = queries.claim_sources(session, claim_id)
 
 if ctx is None:
     st.title("Claim")
@@ -156,9 +159,15 @@ if ctx.canonical_statement:
 
 # --------------------------------------------------------------------------- studies
 
-st.subheader(f"Linked studies ({len(studies)})")
-if studies.empty:
-    st.info("No study is linked to this claim yet. Add one by PMID below.",
+# Fitting studies are the evidence; weaker matches (another condition or drug) are kept
+# behind a switch. A reviewer's own links, and links someone assessed, always show.
+shown = studies[(studies["fits"] == True) | (studies["origin"] == "manual")  # noqa: E712
+                | studies["assessed"]] if not studies.empty else studies
+weaker = studies.drop(shown.index) if not studies.empty else studies
+st.subheader(f"Linked studies ({len(shown)})")
+if shown.empty:
+    st.info("No fitting study is linked to this claim. Add one by PMID below"
+            + (f", or look at the {len(weaker)} weaker match(es)." if len(weaker) else "."),
             icon=":material/science:")
 
 
@@ -169,9 +178,9 @@ def _badges(row: dict[str, Any]) -> str:
     if row["indirect"]:
         out.append(":orange-badge[indirect]")
     if row["fits"] is False:
-        out.append(":orange-badge[does not address the claim]")
+        out.append(":orange-badge[weaker match: does not fit the claim]")
     elif row["fits"] is True:
-        out.append(":green-badge[addresses the claim]")
+        out.append(":green-badge[fits the claim]")
     return " ".join(out)
 
 
@@ -231,26 +240,35 @@ def _assessment_form(row: dict[str, Any]) -> None:
     else:
         loaded["assessments"][link_id] = saved_row
         conflicts.pop(f"link_{link_id}", None)
-        st.success(f"Assessment saved (version {saved_row['version']}).",
-                   icon=":material/check:")
+        # The suggested certainty follows the assessment: show the page again with it.
+        ui.flash("success", f"Assessment saved (version {saved_row['version']}).")
+        st.rerun()
 
 
 def _study_card(row: dict[str, Any]) -> None:
     with st.container(border=True):
+        flags = {str(f.get("code")): str(f.get("reason", "")) for f in row["flags"] or []}
         if row["retracted"]:
             st.error("**RETRACTED.** This study has been retracted; it cannot substantiate "
-                     "the claim.", icon=":material/dangerous:")
+                     "the claim. " + ui.md_escape(flags.get("retracted", "")),
+                     icon=":material/dangerous:")
         if row["expression_of_concern"]:
-            st.warning("The journal has published an expression of concern about this study.",
+            st.warning("The journal has published an expression of concern about this study: "
+                       + ui.md_escape(flags.get("expression_of_concern", "")),
                        icon=":material/report:")
-        if row["erratum"]:
-            st.caption("An erratum has been published for this study.")
+        for code in ("corrected_and_republished", "erratum", "deleted", "not_english",
+                     "preprint", "retraction_notice"):
+            if code in flags:
+                st.caption(f"{ui.label(code)}: {ui.md_escape(flags[code])}")
         rank = f"{int(row['rank'])}. " if row["rank"] is not None else ""
         st.markdown(f"**{rank}{ui.md_escape(row['title'] or '(no title)')}**")
         year = str(int(row["year"])) if row["year"] is not None else None
         meta = " · ".join(ui.md_escape(x) for x in (row["journal"], year) if x)
         st.markdown(" · ".join(p for p in (meta, _badges(row), _links(row)) if p))
         reasons = (row["indirectness"] or {}).get("reasons") or []
+        fit_reasons = (row["explanation"] or {}).get("fit_reasons") or []
+        if fit_reasons:
+            st.caption("Fit: " + ui.md_escape("; ".join(map(str, fit_reasons))))
         if row["indirect"] and reasons:
             st.caption("Indirect: " + ui.md_escape("; ".join(map(str, reasons))))
         explanation = row["explanation"] or {}
@@ -279,8 +297,14 @@ def _study_card(row: dict[str, Any]) -> None:
 
 
 # Missing values as None (pandas turns them into NaN in mixed columns).
-for study_row in studies.astype(object).where(studies.notna(), None).to_dict("records"):
+for study_row in shown.astype(object).where(shown.notna(), None).to_dict("records"):
     _study_card(study_row)
+if len(weaker) and st.toggle(f"Show weaker matches ({len(weaker)})",
+                             key=f"claim_weaker_{claim_id}"):
+    st.caption("These studies do not share the claim's condition and intervention: they "
+               "count towards no flag, summary or certainty.")
+    for study_row in weaker.astype(object).where(weaker.notna(), None).to_dict("records"):
+        _study_card(study_row)
 
 with st.form(f"claim_add_pmid_{claim_id}", border=False):
     cols = st.columns([4, 1], vertical_alignment="bottom")
@@ -308,6 +332,38 @@ if add:
         ui.flash("success", f"Study linked (link {linked}).")
         st.rerun()
 
+# ---------------------------------------------------------------------------- sources
+
+st.subheader(f"Other sources ({len(sources)})")
+if "needs_regulatory_source" in ctx.flags:
+    st.warning("A regulatory statement: no clinical study can substantiate it. Attach the "
+               "drug label or the agency's decision.", icon=":material/policy:")
+for src in sources.to_dict("records"):
+    st.markdown(f"- {ui.label(src['kind'])}: [{ui.md_escape(src['title'] or src['url'])}]"
+                f"({quote(str(src['url']), safe=':/?&=#%.-_~+')}) · "
+                f"{ui.md_escape(src['note'])} · added by {ui.md_escape(src['created_by'])}")
+with st.expander("Attach a non-PubMed source"):
+    with st.form(f"claim_source_{claim_id}", border=False):
+        kind = st.selectbox("Kind", SOURCE_KINDS, format_func=lambda k: SOURCE_KINDS[k],
+                            key=f"claim_source_kind_{claim_id}")
+        url = st.text_input("URL", key=f"claim_source_url_{claim_id}",
+                            placeholder="https://www.accessdata.fda.gov/...")
+        title = st.text_input("Title", key=f"claim_source_title_{claim_id}")
+        note = st.text_input("Note: what it shows about the claim",
+                             key=f"claim_source_note_{claim_id}")
+        attach = st.form_submit_button("Attach source", key="claim_source_attach")
+    if attach:
+        try:
+            with ui.writing() as session:
+                review.add_claim_source(session, user=user, claim_id=claim_id,
+                                        kind=kind or "other", url=url or "",
+                                        title=title or "", note=note or "")
+        except SubstantiateError as e:
+            ui.show_error(e)
+        else:
+            ui.flash("success", "Source attached.")
+            st.rerun()
+
 # --------------------------------------------------------------------------- verdicts
 
 st.subheader("Verdict")
@@ -332,10 +388,12 @@ if user.role in ("adjudicator", "admin"):
         st.session_state["adjudication_claim"] = claim_id
         st.switch_page(ui.ADJUDICATION_PAGE)
 
-suggested = ctx.suggested_certainty
-if suggested:
-    reasons = "".join(f"\n- {ui.md_escape(r)}" for r in ctx.suggestion_reasons)
-    st.info(f"Suggested certainty: **{ui.label(suggested)}**{reasons}",
+suggested = suggestion.level if suggestion else None
+if suggestion is not None:
+    basis = ("from the linked records only: nobody has assessed the studies yet"
+             if suggestion.basis == "metadata" else "from the assessed studies")
+    reasons = "".join(f"\n- {ui.md_escape(r)}" for r in suggestion.reasons)
+    st.info(f"Suggested certainty: **{ui.label(suggested)}** ({basis}){reasons}",
             icon=":material/lightbulb:")
 
 mine_v: dict[str, Any] | None = loaded["verdict"]

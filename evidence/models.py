@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 from evidence.vocabulary import CERTAINTY as CERTAINTY
 from evidence.vocabulary import GRADE_DOMAINS as GRADE_DOMAINS
 from evidence.vocabulary import RELEVANCE as RELEVANCE
-from evidence.vocabulary import SOURCE_KINDS
+from evidence.vocabulary import SOURCE_KINDS as SOURCE_KINDS
 from evidence.vocabulary import STANCES as STANCES
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from evidence import review
 from evidence.config import get_settings
+from evidence.grading import CertaintySuggestion
 from evidence.models import (
     CLAIM_STATUSES,
     AppUser,
@@ -244,7 +245,7 @@ STUDY_LINK_COLUMNS = ["link_id", "study_id", "pmid", "title", "journal", "year",
                       "pmcid", "design", "evidence_level", "design_rank", "design_reasons",
                       "retracted", "expression_of_concern", "erratum", "origin",
                       "also_found_by", "score", "rank", "indirect", "indirectness",
-                      "explanation", "fits", "abstract", "created_by"]
+                      "explanation", "fits", "abstract", "created_by", "flags", "assessed"]
 REVIEW_VERDICT_COLUMNS = ["verdict_id", "claim_id", "reviewer_id", "reviewer", "kind",
                           "substantiation", "certainty", "domains", "suggested_certainty",
                           "rationale", "action", "version", "updated_at"]
@@ -562,8 +563,11 @@ def claim_studies(session: Session, claim_id: int) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``STUDY_LINK_COLUMNS``; ``explanation`` is the link's
-        ``{"sentences": [[start, end, text, score], ...], "terms": [...]}`` (offsets into
-        ``abstract``), ``indirectness`` its indirectness details.
+        ``{"sentences": [[start, end, text, score], ...], "terms": [...],
+        "fit_reasons": [...]}`` (offsets into ``abstract``), ``indirectness`` its
+        indirectness details, ``flags`` the study's flags with reasons, ``assessed`` whether
+        anyone has assessed the link. Fitting studies come first (``fits``); the others
+        are weaker matches.
     """
     stmt = (
         select(EvidenceLink, Study)
@@ -572,6 +576,10 @@ def claim_studies(session: Session, claim_id: int) -> pd.DataFrame:
         .order_by(col(EvidenceLink.rank).is_(None), col(EvidenceLink.rank),
                   col(EvidenceLink.score).desc(), col(EvidenceLink.id))
     )
+    assessed = set(session.exec(
+        select(Assessment.link_id).join(EvidenceLink,
+                                        col(Assessment.link_id) == col(EvidenceLink.id))
+        .where(col(EvidenceLink.claim_id) == claim_id)).all())
     rows = []
     for link, s in session.exec(stmt).all():
         rows.append({
@@ -586,8 +594,23 @@ def claim_studies(session: Session, claim_id: int) -> pd.DataFrame:
             "indirectness": dict(link.indirectness or {}),
             "explanation": dict(link.explanation or {}), "fits": link.fits,
             "abstract": s.abstract, "created_by": link.created_by,
+            "flags": [dict(f) for f in s.flags or []], "assessed": link.id in assessed,
         })
     return _frame(rows, STUDY_LINK_COLUMNS)
+
+
+def certainty_suggestion(session: Session, claim_id: int,
+                         viewer: AppUser | None) -> CertaintySuggestion | None:
+    """The certainty suggestion the viewer's verdict form shows (``review.suggestion_for``).
+
+    Under dual independent review a reviewer's suggestion comes from their own
+    assessments; otherwise from every assessment; with none, from the records alone.
+    None for a claim that was never linked.
+    """
+    claim = session.get(Claim, claim_id)
+    if claim is None:
+        return None
+    return review.suggestion_for(session, claim=claim, user=viewer)
 
 
 def has_study(session: Session, pmid: str) -> bool:

@@ -143,13 +143,15 @@ def make_link(
     origin: str = "cited",
     score: float = 10.0,
     rank: int | None = 1,
+    fits: bool | None = True,
     **fields: Any,
 ) -> EvidenceLink:
-    """An evidence link between ``claim`` and ``study`` (a new study if none is given)."""
+    """An evidence link between ``claim`` and ``study`` (a new study if none is given);
+    a fitting one unless ``fits`` says otherwise."""
     study = study or make_study(session)
     assert claim.id is not None and study.id is not None
     link = EvidenceLink(claim_id=claim.id, study_id=study.id, origin=origin, score=score,
-                        rank=rank, **fields)
+                        rank=rank, fits=fits, **fields)
     session.add(link)
     session.flush()
     return link

@@ -69,9 +69,12 @@ def seeded(engine: Engine) -> dict[str, Any]:
                                                    "compared with placebo.", 2.5]],
                                     "terms": ["ketamine", "hours"]})
         l2 = make_link(s, claim=c1, rank=2, study=make_study(
-            s, title="Ketamine for anorexia nervosa: a narrative review", design=
+            s, title="Ketamine for depression: a narrative review", design=
             "narrative_review", evidence_level="5", is_retracted=True, pub_year=None,
-            journal=None), fits=False)
+            journal=None), fits=True)
+        make_link(s, claim=c1, rank=3, study=make_study(
+            s, title="Ketamine for anorexia nervosa: a case series", design="case_series",
+            evidence_level="4"), fits=False)
         users = {role: make_user(s, username=name, role=role) for name, role in [
             ("vera", "viewer"), ("rita", "reviewer"), ("ada", "adjudicator"),
             ("root", "admin")]}
@@ -238,7 +241,7 @@ def test_every_screen_works_before_there_are_claims_or_studies(engine: Engine) -
 
 def test_claim_without_studies_says_so(seeded: dict[str, Any]) -> None:
     at = _open_claim(seeded["users"]["rita"], seeded["claims"][1])
-    assert any("No study is linked to this claim yet" in i.value for i in at.info)
+    assert any("No fitting study is linked to this claim" in i.value for i in at.info)
 
 
 # --------------------------------------------------------------------------- roles
@@ -344,8 +347,13 @@ def test_full_grading_flow_ends_with_the_verdict_and_its_audit_event(
     at.text_input(key=f"claim_assess_{seeded['links'][0]}_1_note").input("n=60, 24 h")
     at.button(key=f"claim_assess_save_{seeded['links'][0]}").click().run()
     assert any("Assessment saved" in s.value for s in at.success)
+    # The suggestion now rests on rita's assessment: the RCT supports the claim.
+    md = _texts(at)
+    assert "Suggested certainty: **high** (from the assessed studies)" in md
+    assert "assessments of 1 study" in md
 
-    _grade(at, substantiation="partially_substantiated", action="revise_wording")
+    _grade(at, substantiation="partially_substantiated", certainty="high",
+           action="revise_wording")
     at.button(key="claim_save_next").click().run()
     assert not at.exception, at.exception
     assert at.title[0].value == f"Claim #{c2}"
@@ -353,8 +361,8 @@ def test_full_grading_flow_ends_with_the_verdict_and_its_audit_event(
 
     (v,) = _verdicts(engine)
     assert (v.claim_id, v.kind, v.substantiation, v.certainty, v.action) == (
-        c1, "review", "partially_substantiated", "moderate", "revise_wording")
-    assert v.suggested_certainty == "moderate"
+        c1, "review", "partially_substantiated", "high", "revise_wording")
+    assert v.suggested_certainty == "high"
     assert v.domains["risk_of_bias"] == "not_serious"
     (event,) = _events(engine, "verdict.create")
     assert (event.actor, event.entity_id) == ("rita", str(v.id))
@@ -785,3 +793,37 @@ def test_viewer_sees_no_claim_library_controls(engine: Engine) -> None:
     at = _open_claim(ids["vera"], ids["here"])
     keys = {b.key for b in at.button}
     assert not keys & {"claim_apply_group", "claim_split", "claim_merge"}
+
+
+def test_weaker_matches_stay_behind_a_switch(seeded: dict[str, Any]) -> None:
+    at = _open_claim(seeded["users"]["rita"], seeded["claims"][0])
+    assert "anorexia nervosa" not in _texts(at)
+    assert at.subheader[0].value == "Linked studies (2)"
+    at.toggle(key=f"claim_weaker_{seeded['claims'][0]}").set_value(True).run()
+    md = _texts(at)
+    assert "anorexia nervosa" in md
+    assert "weaker match: does not fit the claim" in md
+
+
+def test_reviewer_attaches_a_regulatory_source(seeded: dict[str, Any], engine: Engine) -> None:
+    claim_id = seeded["claims"][0]
+    at = _open_claim(seeded["users"]["rita"], claim_id)
+    at.selectbox(key=f"claim_source_kind_{claim_id}").set_value("drug_label")
+    at.text_input(key=f"claim_source_url_{claim_id}").input(
+        "https://labels.example.org/spravato.pdf")
+    at.text_input(key=f"claim_source_title_{claim_id}").input("Spravato label")
+    at.button(key="claim_source_attach").click().run()
+    assert not at.exception, at.exception
+    assert any("Source attached" in s.value for s in at.success)
+    assert "Spravato label" in _texts(at)
+    with Session(engine) as s:
+        src = queries.claim_sources(s, claim_id)
+        assert src[["kind", "url", "created_by"]].values.tolist() == [
+            ["drug_label", "https://labels.example.org/spravato.pdf", "rita"]]
+    assert _events(engine, "claim_source.add")[0].actor == "rita"
+    # A bad URL is refused in one line, and nothing is stored.
+    at.text_input(key=f"claim_source_url_{claim_id}").input("javascript:alert(1)")
+    at.button(key="claim_source_attach").click().run()
+    assert any("is not an http" in e.value for e in at.error)
+    with Session(engine) as s:
+        assert len(queries.claim_sources(s, claim_id)) == 1
