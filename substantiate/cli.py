@@ -261,10 +261,12 @@ def _print_link_summary(summary: LinkSummary) -> None:
         misfit = ""
         if a.cited_not_addressing:
             misfit = "; cited but addressing no claim: PMID " + ", ".join(a.cited_not_addressing)
+        regulatory = (f"; {a.needs_regulatory_source} regulatory statement(s) needing a "
+                      "regulatory source" if a.needs_regulatory_source else "")
         out.print(f"  {Path(a.source).name}: {a.claims} claims — "
                   f"{a.with_fitting_citation} with fitting cited evidence, "
-                  f"{a.only_discovered} with only discovered evidence, "
-                  f"{a.no_evidence} with none{misfit}")
+                  f"{a.only_discovered} with only fitting discovered evidence, "
+                  f"{a.no_evidence} with no fitting evidence{regulatory}{misfit}")
     for p in summary.problems:
         err.print(f"problem: {p}")
 

@@ -182,3 +182,130 @@ def test_discovery_fetches_pubmed_hits_per_canonical_claim(engine: Engine, tmp_p
 
         stored = s.exec(select(RawRecord).where(RawRecord.utility == "esearch")).all()
         assert len(stored) == len(searches) >= 1
+
+
+REGULATORY = f"""Esketamine for Depression
+In 2019 the FDA approved esketamine nasal spray for treatment-resistant depression.
+Esketamine nasal spray relieves depressive symptoms within hours.
+References: PMID: {ESKETAMINE_SPRAY["pmid"]}
+"""
+
+
+def test_regulatory_claim_needs_a_regulatory_source_not_a_study(engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    from evidence import export, queries, review
+    from tests.factories import make_user
+
+    (tmp_path / "post.txt").write_text(REGULATORY)
+    jobs.ingest_articles(engine, [str(tmp_path / "post.txt")])
+    _load(engine, ESKETAMINE_SPRAY)
+    with Session(engine) as s:
+        c = s.exec(select(Citation)).one()
+        c.status = "resolved"
+        s.add(c)
+        s.commit()
+    summary = linking.link_all(engine)
+    assert summary.articles[0].needs_regulatory_source == 1
+    with Session(engine) as s:
+        approval = _claim(s, "FDA approved")
+        assert "needs_regulatory_source" in approval.flags
+        link = _links(s, approval)[str(ESKETAMINE_SPRAY["pmid"])]
+        assert link.fits is False
+        assert any("regulatory statement (approval" in r
+                   for r in link.explanation["fit_reasons"])
+        # The clinical claim in the same article is fitted by the same trial.
+        effect = _claim(s, "within hours")
+        assert _links(s, effect)[str(ESKETAMINE_SPRAY["pmid"])].fits is True
+        assert "needs_regulatory_source" not in effect.flags
+        rita = make_user(s, username="rita")
+        s.commit()
+        review.add_claim_source(s, user=rita, claim_id=approval.id, kind="drug_label",
+                                url="https://labels.example.org/spravato.pdf",
+                                title="Spravato prescribing information")
+        s.commit()
+        s.refresh(approval)
+        assert "needs_regulatory_source" not in approval.flags
+    linking.link_all(engine)  # a relink keeps the answered flag answered
+    with Session(engine) as s:
+        assert "needs_regulatory_source" not in _claim(s, "FDA approved").flags
+        assert audit.verify(s).ok
+        manifest = export.export(s, out_dir=tmp_path / "out")
+        assert queries.article_scorecard(s)["needs_regulatory_source"].tolist() == [0]
+    tables = {f["table"]: f for f in manifest["files"]}
+    assert tables["claim_sources"]["rows"] == 1 and tables["article_scorecard"]["rows"] == 1
+
+
+def test_assessing_a_link_recomputes_the_claims_suggestion(linked: Engine) -> None:
+    from evidence import review
+    from tests.factories import make_user
+
+    with Session(linked) as s:
+        claim = _claim(s, "within 24 hours")
+        assert (claim.suggested_certainty, claim.suggestion_basis) == ("high", "metadata")
+        assert claim.suggestion_reasons[0].startswith("metadata-only suggestion")
+        rct = _links(s, claim)[str(IV_KETAMINE_RCT["pmid"])]
+        rita = make_user(s, username="rita")
+        s.commit()
+        review.save_assessment(s, user=rita, link_id=rct.id, stance="supports",
+                               relevance="low")
+        s.commit()
+        s.refresh(claim)
+        # Relevance rated low: indirect evidence, one level down, and it says why.
+        assert (claim.suggested_certainty, claim.suggestion_basis) == ("moderate", "assessments")
+        assert any("relevance rated low" in r for r in claim.suggestion_reasons)
+
+
+def test_weaker_matches_raise_no_flag_and_count_nowhere(linked: Engine) -> None:
+    with Session(linked) as s:
+        claim = _claim(s, "fibromyalgia")
+        links = _links(s, claim)
+        assert links and not any(ln.fits for ln in links.values())  # local, weaker only
+        assert "indirect_evidence" not in claim.flags and "no_evidence" in claim.flags
+        assert claim.suggested_certainty == "very_low"
+        ranks = sorted((ln.rank, ln.fits) for ln in _links(s, _claim(s, "within 24 hours"))
+                       .values())
+        # Fitting studies are ranked before weaker matches.
+        fits = [f for _, f in ranks]
+        assert fits == sorted(fits, reverse=True)
+
+
+def test_seed_article_004_with_its_stand_in_citations(engine: Engine, tmp_path: Path,
+                                                      fake_eutils) -> None:  # type: ignore[no-untyped-def]
+    from ingest import pubmed
+    from tests.seed_records import (
+        SEED_DRUG_NAIVE_OPEN_LABEL,
+        seed_article_004_text,
+        serve_seed_records,
+    )
+
+    (tmp_path / "004.txt").write_text(seed_article_004_text())
+    jobs.ingest_articles(engine, [str(tmp_path / "004.txt")])
+    serve_seed_records(fake_eutils)
+    client = pubmed.EntrezClient("t@example.org", base_url=fake_eutils.url, max_wait=5.0)
+    jobs.ingest_pubmed(engine, client)
+    summary = linking.link_all(engine)
+    [fit] = summary.articles
+    # The three eating-disorder stand-ins address no claim; they are flagged on the
+    # citation and counted on the article, not repeated on every claim.
+    assert fit.cited_not_addressing == ["90000101", "90000102", "90000103"]
+    assert fit.needs_regulatory_source == 2
+    naive = str(SEED_DRUG_NAIVE_OPEN_LABEL["pmid"])
+    with Session(engine) as s:
+        flagged = s.exec(select(Citation).where(col(Citation.flags).is_not(None))).all()
+        assert sorted(c.pmid for c in flagged if c.flags == ["addresses_no_claim"]) == [
+            "90000101", "90000102", "90000103"]
+        study = s.exec(select(Study).where(Study.pmid == naive)).one()
+        assert (study.design, study.evidence_level) == ("case_series", "4")
+        bipolar = _claim(s, "Bipolar Depression")
+        assert not any(ln.fits for ln in _links(s, bipolar).values())
+        fda = _claim(s, "the FDA approved esketamine")
+        assert "needs_regulatory_source" in fda.flags
+        assert not any(ln.fits for ln in _links(s, fda).values())
+        mdd = _claim(s, "Particularly effective for patients who have not found relief")
+        link = _links(s, mdd)[naive]
+        assert link.fits and link.indirect
+        assert {"dimension": "population", "claim_terms": ["treatment-resistant depression"],
+                "study_terms": ["drug-naive patients"], "blocking": False} in (
+            link.indirectness["mismatches"])
+        assert mdd.suggested_certainty == "very_low"
+        assert any("no control group" in r for r in mdd.suggestion_reasons)
