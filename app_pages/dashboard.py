@@ -19,6 +19,7 @@ with ui.reading() as session:
     fit = queries.citation_fit(session)
     flags = queries.flag_counts(session)
     agreement = queries.agreement(session)
+    scorecard = queries.article_scorecard(session)
 
 total = int(status["claims"].sum())
 if total == 0:
@@ -59,6 +60,12 @@ _section("Evidence levels of linked studies", charts.level_bars(levels), levels,
 _section("Citation fit (studies the articles cite)", charts.fit_bars(fit), fit, fit.empty,
          "No article cites a study that is in the database yet.")
 _section("Risk flags", charts.flag_bars(flags), flags[["label", "claims"]], False, "")
+
+st.subheader("Article scorecard")
+st.caption("Per article: claims with a fitting cited study, with only fitting discovered "
+           "evidence, with no fitting evidence; regulatory statements still needing a "
+           "regulatory source; cited studies that fit none of the article's claims.")
+st.dataframe(scorecard.drop(columns=["article_id"]), hide_index=True)
 
 st.subheader("Agreement between reviewers (Cohen's kappa on substantiation)")
 overall = agreement.iloc[-1]

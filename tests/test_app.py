@@ -614,6 +614,12 @@ def test_dashboard_charts_carry_their_numbers(seeded: dict[str, Any], engine: En
                                                                               "claims"])
     assert status.values.tolist() == [["unreviewed", 1], ["in_review", 1],
                                       ["disagreement", 1], ["final", 0]]
+    card = next(df.value for df in at.dataframe if "citations_addressing_no_claim"
+                in df.value.columns)
+    first = card.iloc[0]
+    assert (first["title"], first["claims"], first["with_fitting_citation"]) == (
+        "Ketamine clinic blog", 2, 1)
+    assert card["claims"].sum() == 3
 
 
 def test_admin_adds_a_user_and_changes_a_role(seeded: dict[str, Any], engine: Engine) -> None:
