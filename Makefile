@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.load_studies
 	$(BIN)/python -m benchmarks.eutils_requests
 	$(BIN)/python -m benchmarks.retrieval --scifact ../shared/datasets/scifact --split train
+	$(BIN)/python -m benchmarks.judgements
+	$(BIN)/python -m benchmarks.claim_library
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/cache

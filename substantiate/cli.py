@@ -95,8 +95,16 @@ def _print_frame(rows: list[dict[Any, Any]], columns: list[str], title: str) -> 
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
-        table.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in columns])
+        table.add_row(*[Text(_cell(r.get(c))) for c in columns])
     out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 # ------------------------------------------------------------------------------ commands
@@ -361,7 +369,7 @@ def citations_list(
         _emit_json(rows)
         return
     _print_frame(rows, ["citation_id", "article_id", "kind", "identifier", "status", "pmid",
-                        "status_reason"], f"{len(rows)} citations")
+                        "status_reason", "flags"], f"{len(rows)} citations")
 
 
 @audit_app.command("verify")
