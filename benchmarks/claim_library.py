@@ -46,11 +46,12 @@ Ref = tuple[str, int, int]
 # --- quality ---------------------------------------------------------------------------
 
 
-def _gold_claims() -> list[tuple[Ref, str]]:
-    claims: list[tuple[Ref, str]] = []
+def _gold_claims() -> list[tuple[Ref, str, str]]:
+    claims: list[tuple[Ref, str, str]] = []
     for path in sorted(ANNOTATIONS.glob("*.json")):
         for item in json.loads(path.read_text(encoding="utf-8")):
-            claims.append(((path.stem, item["start"], item["end"]), item["text"]))
+            claims.append(((path.stem, item["start"], item["end"]), item["text"],
+                           item["category"]))
     return claims
 
 
@@ -120,19 +121,25 @@ def grouping_quality(use_semantic: bool) -> dict[str, Any]:
                                   "'substantiate[semantic]'")
     claims = _gold_claims()
     reference = _reference_groups()
-    groups = library.group_claims([t for _, t in claims], articles=[r[0] for r, _ in claims],
+    groups = library.group_claims([t for _, t, _ in claims],
+                                  articles=[r[0] for r, _, _ in claims],
+                                  categories=[c for _, _, c in claims],
                                   rule=library.grouping_rule(settings), encoder=encoder)
     predicted = [0] * len(claims)
     for g, group in enumerate(groups):
         for m in group.members:
             predicted[m] = g
-    labels = [reference[r] for r, _ in claims]
+    labels = [reference[r] for r, _, _ in claims]
     rule = library.grouping_rule(settings)
     return {
+        "note": "the thresholds and weights were tuned on this annotation (there is no "
+                "held-out set): read the scores as fit, not as a generalisation estimate",
         "semantic": encoder is not None,
         "thresholds": ({"lexical": rule.threshold, "semantic": rule.semantic_threshold,
-                        "semantic_weight": library.SEMANTIC_WEIGHT}
-                       if encoder is not None else {"lexical": rule.threshold}),
+                        "semantic_weight": library.SEMANTIC_WEIGHT,
+                        "frame_weight": library.FRAME_WEIGHT}
+                       if encoder is not None else {"lexical": rule.threshold,
+                                                    "frame_weight": library.FRAME_WEIGHT}),
         "claims": len(claims),
         "groups": len(groups),
         "reference_groups": len(set(labels)),

@@ -65,17 +65,18 @@ class Settings(BaseSettings):
         "claim until they have submitted their own.",
     )
     claim_group_threshold: float = Field(
-        default=0.45,
+        default=0.7,
         validation_alias="CLAIM_GROUP_THRESHOLD",
-        description="Lexical similarity (0-1) at or above which a new claim joins a canonical "
-        "claim in the claim library, when grouping without embeddings.",
+        description="Score (0-1: shared wording plus agreement of the claims' frames, i.e. "
+        "category, outcome, comparator and numbers) at or above which a new claim joins a "
+        "canonical claim in the claim library.",
     )
     claim_group_semantic_threshold: float = Field(
-        default=0.7,
+        default=0.8,
         validation_alias="CLAIM_GROUP_SEMANTIC_THRESHOLD",
-        description="Mixed score (0-1: embedding cosine and lexical similarity) at or above "
-        "which a new claim joins a canonical claim its lexical score falls short of, when the "
-        "[semantic] extra is installed.",
+        description="Mixed score (0-1: embedding cosine and the score without embeddings) at "
+        "or above which a new claim joins a canonical claim its score without embeddings falls "
+        "short of, when the [semantic] extra is installed.",
     )
     claim_group_semantic: bool = Field(
         default=True,

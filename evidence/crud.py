@@ -247,7 +247,8 @@ def regroup_claim(
         raise NotFound(f"canonical claim {canonical_id} does not exist")
     target = session.get(CanonicalClaim, canonical_id)
     assert target is not None
-    score = library.regroup_score(claim.text, target, subjects=subjects)
+    score = library.regroup_score(claim.text, target, subjects=subjects,
+                                  category=claim.category)
     return update_versioned(session, Claim, claim_id, expected_version=expected_version,
                             changes={"canonical_id": canonical_id, "canonical_score": score},
                             actor=actor, action="claim.regroup")

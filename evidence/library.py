@@ -51,8 +51,10 @@ from evidence.config import Settings, get_settings
 from evidence.models import CanonicalClaim, Claim
 
 __all__ = [
+    "FRAME_WEIGHT",
     "MAX_CANDIDATES",
     "SEMANTIC_WEIGHT",
+    "UNFRAMED_AGREEMENT",
     "ClaimGroup",
     "ClaimKey",
     "Encoder",
@@ -62,9 +64,13 @@ __all__ = [
     "article_subjects",
     "assign_canonical",
     "canonical_statement",
+    "comparator_tokens",
+    "condition_tokens",
     "claim_key",
+    "claim_score",
     "claim_similarity",
     "claim_subjects",
+    "frame_similarity",
     "group_claims",
     "grouping_rule",
     "lexical_similarity",
@@ -72,6 +78,7 @@ __all__ = [
     "new_canonical",
     "regroup_score",
     "sentence_encoder",
+    "therapy_tokens",
 ]
 
 Vector = npt.NDArray[np.float32]
@@ -85,6 +92,14 @@ Encoder = Callable[[Sequence[str]], Vector]
 #: cosine-only score groups worse than the lexical one (F1 0.23 against 0.41): in a corpus
 #: where every claim is about one drug, embeddings see mostly the shared topic.
 SEMANTIC_WEIGHT = 0.6
+#: Weight of :func:`frame_similarity` added to the lexical score. Paraphrases of one
+#: assertion ("rapid relief" / "fast-acting alternative") share their frame and little
+#: wording; the weight lets a full frame agreement carry a claim most of the way, so
+#: some shared wording is still needed.
+FRAME_WEIGHT = 0.5
+#: Frame agreement of two claims of one category that name no outcome, comparator or
+#: number but the same conditions (efficacy in PTSD, worded two ways).
+UNFRAMED_AGREEMENT = 0.5
 #: At most this many canonical claims are scored for one claim (those sharing the most
 #: informative tokens with it): the cap that keeps grouping time flat.
 MAX_CANDIDATES = 60
@@ -166,11 +181,13 @@ def _broader(key: str) -> set[str]:
 
 
 @lru_cache(maxsize=8)
-def _named_tokens(version: int) -> tuple[frozenset[str], frozenset[str]]:
+def _named_tokens(version: int) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     therapies = frozenset(_stem(_token_word(c.key)) for c in vocabulary.concepts("intervention")
                           if not c.comparator)
     conditions = frozenset(_stem(_token_word(c.key)) for c in vocabulary.concepts("condition"))
-    return therapies, conditions
+    comparators = frozenset(_stem(c.comparator) for c in vocabulary.concepts("intervention")
+                            if c.comparator)
+    return therapies, conditions, comparators
 
 
 def therapy_tokens() -> frozenset[str]:
@@ -183,22 +200,34 @@ def condition_tokens() -> frozenset[str]:
     return _named_tokens(vocabulary.version())[1]
 
 
+def comparator_tokens() -> frozenset[str]:
+    """Key tokens that name a comparator ("antidepressant": SSRIs, antidepressants ...)."""
+    return _named_tokens(vocabulary.version())[2]
+
+
+def _in_minutes(match: re.Match[str]) -> str:
+    return f" {int(match.group(1)) * 60} minutes "
+
+
+_Replacement = str | Callable[[re.Match[str]], str]
 # Words and phrases folded to one concept token before stemming (order matters: longer
 # phrases first). Non-response folds before negation is read, so "have not responded"
 # is treatment resistance, not a negated claim.
-_PRE_POLARITY: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p, re.IGNORECASE), r)
-    for p, r in [
-        (r"\b(?:have not|haven't|haven\u2019t|had not|do not|don't|don\u2019t|did not|not)"
-         r" (?:\w+ ){0,1}(?:responded|respond|found relief|benefited)\b", " resistant "),
-        (r"\b(?:when |where )?(?:other |conventional |traditional |standard )?(?:pain management"
-         r" )?(?:treatments|therapies|medications|strategies|approaches)(?: have)? (?:failed"
-         r"|fall short|struggle)\b", " resistant "),
-        (r"\b(?:treatment|therapy)[- ]resistant\b", " resistant "),
-        (r"(\d)\s?[-\u2013]\s?(?=\w)", r"\1 "),
-        (r"(\d)\s?(?:%|percent\b)", r"\1 percent"),
-    ]
+_PRE_POLARITY_RULES: list[tuple[str, _Replacement]] = [
+    (r"\b(?:have not|haven't|haven\u2019t|had not|do not|don't|don\u2019t|did not|not)"
+     r" (?:\w+ ){0,1}(?:responded|respond|found relief|benefited)\b", " resistant "),
+    (r"\b(?:when |where )?(?:other |conventional |traditional |standard )?(?:pain management"
+     r" )?(?:treatments|therapies|medications|strategies|approaches)(?: have)? (?:failed"
+     r"|fall short|struggle)\b", " resistant "),
+    (r"\b(?:treatment|therapy)[- ]resistant\b", " resistant "),
+    # "Not a first-line treatment" says it is kept for when others have failed.
+    (r"\bnot (?:a |the )?first[- ]line\b", " resistant "),
+    # Durations in one unit, so "1-hour" and "60 minutes" are the same number.
+    (r"\b(\d+)\s?[-\u2013]?\s?(?:hours?|hrs?)\b", _in_minutes),
+    (r"(\d)\s?[-\u2013]\s?(?=\w)", r"\1 "),
+    (r"(\d)\s?(?:%|percent\b)", r"\1 percent"),
 ]  # fmt: skip
+_PRE_POLARITY = [(re.compile(p, re.IGNORECASE), r) for p, r in _PRE_POLARITY_RULES]
 _SYNONYMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p, re.IGNORECASE), r)
     for p, r in [
@@ -283,6 +312,10 @@ _WEAK_TOKENS = {
     "disord": 0.5,
 }
 _THERAPY_WEIGHT = 0.25
+# What an outcome concept of the vocabulary was named by ("rapid", "nmda", "synaps",
+# "sideeffect") is kept in the key as one marker token per facet ("zzfrapid"), so a
+# stored key still says which of its words name the outcome the claim is about.
+_FACET_MARK = "zzf"
 
 
 def _stem(word: str) -> str:
@@ -292,6 +325,7 @@ def _stem(word: str) -> str:
 
 _INCREASE = _stem("increase")
 _DECREASE = _stem("decrease")
+_RESISTANT = _stem("resistant")
 
 
 def _strip_places(text: str) -> str:
@@ -316,6 +350,16 @@ def _tokens(text: str) -> list[str]:
     for pattern, replacement in _SYNONYMS:
         text = pattern.sub(replacement, text)
     text = _HEDGES.sub(" ", text)
+    tokens = _stems(text)
+    for start, end, _ in vocabulary.mentions("outcome", text):
+        facet = "".join(t for t in _stems(text[start:end]) if not t[0].isdigit())
+        marker = _stem(_FACET_MARK + re.sub(r"[^a-z0-9]", "", facet))
+        if facet and marker not in tokens:
+            tokens.append(marker)
+    return tokens
+
+
+def _stems(text: str) -> list[str]:
     tokens: list[str] = []
     for word in re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", text):
         if word in _STOPWORDS:
@@ -344,6 +388,12 @@ class ClaimKey:
         The claim is negated ("does not cause").
     direction : int
         +1 for an increase, -1 for a decrease, 0 for neither or both.
+    category : str
+        The claim's category (``ingest.claims.CATEGORIES``); "" when unknown.
+    frame : frozenset[str]
+        What the claim asserts something about, beyond its wording: the facets of the
+        vocabulary outcomes it names ("rapid", "nmda", "sideeffect"), its comparators,
+        treatment resistance and its numbers. Compared by :func:`frame_similarity`.
     """
 
     tokens: tuple[str, ...]
@@ -353,23 +403,35 @@ class ClaimKey:
     numbers: frozenset[str] = field(compare=False, repr=False)
     negated: bool = field(compare=False, repr=False)
     direction: int = field(compare=False, repr=False)
+    category: str = field(default="", compare=False, repr=False)
+    frame: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
-    def from_tokens(cls, tokens: Sequence[str]) -> ClaimKey:
+    def from_tokens(cls, tokens: Sequence[str], *, category: str = "") -> ClaimKey:
         """The key of already normalised tokens (a stored key split on spaces)."""
         toks = tuple(tokens)
         therapies, conditions = therapy_tokens(), condition_tokens()
+        # Facet markers say which words name an outcome; they add no weight of their own.
         weights = {
-            t: _THERAPY_WEIGHT if t in therapies else _WEAK_TOKENS.get(t, 1.0) for t in toks
+            t: 0.0 if t.startswith(_FACET_MARK)
+            else _THERAPY_WEIGHT if t in therapies else _WEAK_TOKENS.get(t, 1.0)
+            for t in toks
         }
+        numbers = frozenset(t for t in toks if t[0].isdigit())
+        frame = (
+            {t[len(_FACET_MARK):] for t in toks if t.startswith(_FACET_MARK)}
+            | (set(toks) & (comparator_tokens() | {_RESISTANT})) | numbers
+        )
         return cls(
             tokens=toks,
             weights=weights,
             therapies=frozenset(t for t in toks if t in therapies),
             conditions=frozenset(t for t in toks if t in conditions),
-            numbers=frozenset(t for t in toks if t[0].isdigit()),
+            numbers=numbers,
             negated="not" in weights,
             direction=int(_INCREASE in weights) - int(_DECREASE in weights),
+            category=category,
+            frame=frozenset(frame),
         )
 
     @property
@@ -378,7 +440,7 @@ class ClaimKey:
         return " ".join(self.tokens)
 
 
-def claim_key(text: str, *, subjects: Sequence[str] = ()) -> ClaimKey:
+def claim_key(text: str, *, subjects: Sequence[str] = (), category: str = "") -> ClaimKey:
     """Reduce a claim sentence (or a stored key) to its :class:`ClaimKey`.
 
     Parameters
@@ -386,17 +448,21 @@ def claim_key(text: str, *, subjects: Sequence[str] = ()) -> ClaimKey:
     text : str
         A claim sentence, or a key from :func:`canonical_statement`.
     subjects : sequence of str
-        Therapy tokens the claim is about when it names none itself (its article's,
-        from :func:`article_subjects`).
+        Therapy and condition tokens of the claim's article (:func:`article_subjects`):
+        its therapies stand in when the claim names no therapy, its conditions when the
+        claim names no condition.
+    category : str
+        The claim's category, compared by :func:`frame_similarity`.
 
     Returns
     -------
     ClaimKey
     """
     tokens = _tokens(text)
-    if subjects and not any(t in therapy_tokens() for t in tokens):
-        tokens.extend(s for s in subjects if s not in tokens)
-    return ClaimKey.from_tokens(tokens)
+    for named in (therapy_tokens(), condition_tokens()):
+        if not any(t in named for t in tokens):
+            tokens.extend(s for s in subjects if s in named and s not in tokens)
+    return ClaimKey.from_tokens(tokens, category=category)
 
 
 def canonical_statement(text: str, *, subjects: Sequence[str] = ()) -> str:
@@ -424,7 +490,7 @@ def canonical_statement(text: str, *, subjects: Sequence[str] = ()) -> str:
 
 
 def article_subjects(texts: Sequence[str]) -> tuple[str, ...]:
-    """The therapies an article is about: the ones its claims name most often.
+    """What an article is about: the therapies and the conditions its claims name most.
 
     Parameters
     ----------
@@ -434,15 +500,18 @@ def article_subjects(texts: Sequence[str]) -> tuple[str, ...]:
     Returns
     -------
     tuple[str, ...]
-        Therapy tokens tied for the most mentions, sorted; empty if none is named.
+        The therapy tokens tied for the most claims naming them, then the condition
+        tokens tied for the most, each sorted; empty if none is named.
     """
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(t for t in _tokens(text) if t in therapy_tokens())
-    if not counts:
-        return ()
-    top = max(counts.values())
-    return tuple(sorted(t for t, n in counts.items() if n == top))
+    subjects: list[str] = []
+    for named in (therapy_tokens(), condition_tokens()):
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(t for t in _tokens(text) if t in named)
+        if counts:
+            top = max(counts.values())
+            subjects += sorted(t for t, n in counts.items() if n == top)
+    return tuple(subjects)
 
 
 # --- rules ---------------------------------------------------------------------------
@@ -510,19 +579,73 @@ def lexical_similarity(a: ClaimKey, b: ClaimKey) -> float:
     return round(2.0 * shared / (sum(wa.values()) + sum(wb.values())), 6)
 
 
-def claim_similarity(a: str, b: str) -> float:
-    """:func:`lexical_similarity` of two claim sentences (or keys).
+def frame_similarity(a: ClaimKey, b: ClaimKey) -> float:
+    """How nearly two claims make the same assertion, whatever their wording.
+
+    Claims of the same category, direction and negation are compared by their frames
+    (:attr:`ClaimKey.frame`): the Dice coefficient of the two sets, so "rapid relief" and
+    "fast-acting" (both the *rapid* facet of rapid onset) agree in full, and "rapid
+    relief" and "relief within hours, while antidepressants take weeks" (a comparator
+    more) in part. Two claims with no frame at all agree by :data:`UNFRAMED_AGREEMENT`
+    when they name the same conditions ("reduces PTSD symptoms" / "eases flashbacks in
+    PTSD").
 
     Parameters
     ----------
-    a, b : str
+    a, b : ClaimKey
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 when the categories differ or either is unknown.
+    """
+    if not a.category or a.category != b.category:
+        return 0.0
+    if a.direction != b.direction or a.negated != b.negated:
+        return 0.0
+    if a.frame and b.frame:
+        return round(2.0 * len(a.frame & b.frame) / (len(a.frame) + len(b.frame)), 6)
+    if not a.frame and not b.frame and a.conditions and a.conditions == b.conditions:
+        return UNFRAMED_AGREEMENT
+    return 0.0
+
+
+def claim_score(a: ClaimKey, b: ClaimKey) -> float:
+    """The score a claim joins a canonical claim by, without embeddings.
+
+    :func:`lexical_similarity` plus :data:`FRAME_WEIGHT` times
+    :func:`frame_similarity`, at most 1; zero when :func:`merge_blockers` gives a reason.
+
+    Parameters
+    ----------
+    a, b : ClaimKey
 
     Returns
     -------
     float
         In [0, 1].
     """
-    return lexical_similarity(claim_key(a), claim_key(b))
+    if not a.weights or not b.weights or merge_blockers(a, b):
+        return 0.0
+    score = lexical_similarity(a, b) + FRAME_WEIGHT * frame_similarity(a, b)
+    return round(min(1.0, score), 6)
+
+
+def claim_similarity(a: str, b: str, *, category: str = "") -> float:
+    """:func:`claim_score` of two claim sentences (or keys) of one category.
+
+    Parameters
+    ----------
+    a, b : str
+    category : str
+        The category both claims have; "" compares their wording only.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    return claim_score(claim_key(a, category=category), claim_key(b, category=category))
 
 
 @dataclass(frozen=True)
@@ -532,10 +655,10 @@ class GroupingRule:
     Attributes
     ----------
     threshold : float
-        Lexical similarity at or above which a claim joins (no embeddings).
+        :func:`claim_score` at or above which a claim joins.
     semantic_threshold : float
-        Mixed score (:data:`SEMANTIC_WEIGHT` x cosine + the rest x lexical) at or above
-        which a claim joins when its lexical score falls short, when embeddings are used.
+        Mixed score (:data:`SEMANTIC_WEIGHT` x cosine + the rest x :func:`claim_score`) at
+        or above which a claim joins when its score falls short, when embeddings are used.
     """
 
     threshold: float
@@ -550,7 +673,11 @@ def grouping_rule(settings: Settings | None = None) -> GroupingRule:
 
 @dataclass(frozen=True)
 class Match:
-    """The canonical claim a claim joins, with its score and what was compared."""
+    """The canonical claim a claim joins, with its score and what was compared.
+
+    ``lexical`` is :func:`claim_score` (wording and frame); ``cosine`` the embedding
+    cosine when it was needed.
+    """
 
     group: Hashable
     score: float
@@ -641,7 +768,7 @@ class LibraryIndex:
         Returns
         -------
         Match or None
-            The best lexical match at or above ``rule.threshold``, else the best mixed
+            The best :func:`claim_score` at or above ``rule.threshold``, else the best mixed
             match at or above ``rule.semantic_threshold`` (ties: earliest added).
         """
         best: Match | None = None
@@ -650,9 +777,9 @@ class LibraryIndex:
         if vector is not None and encode is not None:
             self._embed([g for g in candidates if g not in self._vectors], encode)
         for group in candidates:
-            lexical = lexical_similarity(key, self._keys[group])
+            lexical = claim_score(key, self._keys[group])
             cosine: float | None = None
-            # A lexical match comes first; the embedding only rescues a paraphrase the
+            # A match by key comes first; the embedding only rescues a paraphrase the
             # key misses, and never overrides a blocker.
             if lexical >= self.rule.threshold:
                 rank, score = (1, lexical), lexical
@@ -712,6 +839,7 @@ def group_claims(
     texts: Sequence[str],
     *,
     articles: Sequence[Hashable] | None = None,
+    categories: Sequence[str] | None = None,
     rule: GroupingRule | None = None,
     encoder: Encoder | None = None,
 ) -> list[ClaimGroup]:
@@ -728,6 +856,9 @@ def group_claims(
     articles : sequence, optional
         The article of each text; a claim naming no therapy takes its article's
         (:func:`article_subjects`). Without it, each text stands alone.
+    categories : sequence of str, optional
+        The category of each text (:func:`frame_similarity` compares claims of one
+        category); without it, claims are compared by wording only.
     rule : GroupingRule, optional
         Thresholds; the settings' by default.
     encoder : Encoder, optional
@@ -740,6 +871,8 @@ def group_claims(
     """
     if articles is not None and len(articles) != len(texts):
         raise ValueError("one article per text is needed")
+    if categories is not None and len(categories) != len(texts):
+        raise ValueError("one category per text is needed")
     subjects: dict[Hashable, tuple[str, ...]] = {}
     if articles is not None:
         by_article: dict[Hashable, list[str]] = {}
@@ -747,7 +880,8 @@ def group_claims(
             by_article.setdefault(article, []).append(text)
         subjects = {a: article_subjects(ts) for a, ts in by_article.items()}
     keys = [
-        claim_key(t, subjects=subjects.get(articles[i], ()) if articles is not None else ())
+        claim_key(t, subjects=subjects.get(articles[i], ()) if articles is not None else (),
+                  category=categories[i] if categories is not None else "")
         for i, t in enumerate(texts)
     ]
     vectors = encoder(list(texts)) if encoder is not None and texts else None
@@ -833,7 +967,8 @@ def _library(session: Session, rule: GroupingRule) -> _Cached:
     if max_id == cached.max_id and count == cached.count:
         return cached
     fresh = (
-        select(CanonicalClaim.id, CanonicalClaim.key, CanonicalClaim.statement)
+        select(CanonicalClaim.id, CanonicalClaim.key, CanonicalClaim.statement,
+               CanonicalClaim.category)
         .order_by(col(CanonicalClaim.id))
     )
     if max_id >= cached.max_id:
@@ -847,10 +982,14 @@ def _library(session: Session, rule: GroupingRule) -> _Cached:
 
 
 def _index_rows(cached: _Cached, rows: Sequence[Any]) -> None:
-    for cid, key, statement in rows:
-        cached.index.add(cid, claim_key(key or statement), statement=statement)
+    for cid, key, statement, category in rows:
+        cached.index.add(cid, _canonical_key(key, statement, category), statement=statement)
         cached.max_id = max(cached.max_id, cid)
         cached.count += 1
+
+
+def _canonical_key(key: str, statement: str, category: str) -> ClaimKey:
+    return claim_key(key or statement, category=category)
 
 
 def new_canonical(statement: str, *, category: str,
@@ -882,10 +1021,29 @@ def claim_subjects(session: Session, claim: Claim) -> tuple[str, ...]:
 
 
 def regroup_score(claim_text: str, canonical: CanonicalClaim, *,
-                  subjects: Sequence[str] = ()) -> float:
-    """A claim's lexical similarity to a canonical claim, as kept on a regrouped claim."""
-    return lexical_similarity(claim_key(claim_text, subjects=subjects),
-                              claim_key(canonical.key or canonical.statement))
+                  subjects: Sequence[str] = (), category: str = "") -> float:
+    """A claim's :func:`claim_score` against a canonical claim, as kept on a regrouped claim.
+
+    Parameters
+    ----------
+    claim_text : str
+        The claim sentence.
+    canonical : CanonicalClaim
+        The canonical claim it is moved to.
+    subjects : sequence of str
+        The claim's article's therapies and conditions (:func:`claim_subjects`).
+    category : str
+        The claim's category.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    return claim_score(
+        claim_key(claim_text, subjects=subjects, category=category),
+        _canonical_key(canonical.key, canonical.statement, canonical.category),
+    )
 
 
 def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
@@ -915,7 +1073,8 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
     for claim in claims:
         by_article.setdefault(claim.article_id, []).append(claim.text)
     subjects = {a: article_subjects(texts) for a, texts in by_article.items()}
-    keys = [claim_key(c.text, subjects=subjects[c.article_id]) for c in claims]
+    keys = [claim_key(c.text, subjects=subjects[c.article_id], category=c.category)
+            for c in claims]
     vectors = encode([c.text for c in claims]) if encode is not None and claims else None
     for i, (claim, key) in enumerate(zip(claims, keys, strict=True)):
         vector = vectors[i] if vectors is not None else None
@@ -925,8 +1084,9 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
                                        subjects=subjects[claim.article_id])
             score = 1.0
             assert target.id is not None
-            cached.index.add(target.id, claim_key(target.key), statement=target.statement,
-                             vector=vector)
+            cached.index.add(target.id, _canonical_key(target.key, target.statement,
+                                                       target.category),
+                             statement=target.statement, vector=vector)
             cached.max_id = max(cached.max_id, target.id)
             cached.count += 1
         else:
@@ -944,11 +1104,14 @@ def _matching_canonical(session: Session, index: LibraryIndex, key: ClaimKey,
     # no longer matches its row (edited or rolled back elsewhere) is re-indexed.
     while (match := index.best_match(key, vector, encode)) is not None:
         row = session.get(CanonicalClaim, match.group)
-        if row is not None and claim_key(row.key or row.statement) == index.key(match.group):
-            return row, match.score
+        if row is not None:
+            stored = _canonical_key(row.key, row.statement, row.category)
+            if stored == index.key(match.group) and stored.category == index.key(
+                    match.group).category:
+                return row, match.score
         index.remove(match.group)
         if row is not None:
-            index.add(match.group, claim_key(row.key or row.statement), statement=row.statement)
+            index.add(match.group, stored, statement=row.statement)
     return None
 
 
