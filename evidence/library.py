@@ -146,6 +146,10 @@ _THERAPY_WORDS = re.compile(
 )
 
 
+_RESISTANCE_WORDS = re.compile(r"resist|refractor|respon|relief|fail|fall\w* short",
+                               re.IGNORECASE)
+
+
 def _fold_vocabulary(text: str) -> str:
     """``text`` with therapy and condition mentions replaced by placeholder words."""
     spans: list[tuple[int, int, str]] = []
@@ -156,7 +160,11 @@ def _fold_vocabulary(text: str) -> str:
         spans.append((start, end, word))
     for start, end, key in vocabulary.mentions("condition", text):
         words = [_token_word(a) for a in sorted(_broader(key))] + [_token_word(key)]
-        spans.append((start, end, " " + " ".join(f"{_CONDITION_MARK}{w}" for w in words) + " "))
+        folded = " " + " ".join(f"{_CONDITION_MARK}{w}" for w in words) + " "
+        # Treatment resistance, however the mention phrases it, is one word of the frame.
+        if _RESISTANCE_WORDS.search(text[start:end]):
+            folded += "resistant "
+        spans.append((start, end, folded))
     out: list[str] = []
     pos = 0
     for start, end, word in sorted(spans):
@@ -273,7 +281,8 @@ _HEDGES = re.compile(
     re.IGNORECASE,
 )
 # Beyond English function words: words every claim of the genre uses.
-_STOPWORDS = vocabulary.STOPWORDS | frozenset(
+# Negation is a token here (see _POLARITY), never a stop word.
+_STOPWORDS = (vocabulary.STOPWORDS - {"not", "no", "nor", "without"}) | frozenset(
     """
     it's is are was were be been being has have had do does did shall should help helps
     helping make makes making provide provides providing offer offers offering patients

@@ -12,10 +12,10 @@ Extending the vocabulary to a new therapy area is adding entries, not code::
 
     from evidence import vocabulary as v
     v.register(
-        v.Concept("semaglutide", "semaglutide", (r"\\bsemaglutide\\b", r"\\bwegovy\\b"),
-                  ("Semaglutide",), kind="intervention", area="glp1"),
-        v.Concept("obesity", "obesity or overweight", (r"\\bobes(?:e|ity)\\b",),
-                  ("Obesity",), kind="condition", area="glp1"),
+        v.Concept("hbot", "hyperbaric oxygen", (r"\\bhyperbaric\\s+oxygen\\b",),
+                  ("Hyperbaric Oxygenation",), kind="intervention", area="wound care"),
+        v.Concept("diabetic_foot", "diabetic foot ulcers", (r"\\bfoot\\s+ulcers?\\b",),
+                  ("Diabetic Foot",), kind="condition", area="wound care"),
     )
 
 (`extended` does the same for the length of a ``with`` block.) Everything that reads a
@@ -190,6 +190,14 @@ _CONDITIONS: tuple[Concept, ...] = (
         r"\buropathy\b",
     ), ("Cystitis", "Urinary Bladder Diseases", "Lower Urinary Tract Symptoms"),
         terms=("cystitis", "bladder", "urinary")),
+    # Weight loss and diabetes (GLP-1 receptor agonists).
+    Concept("obesity", "obesity or overweight", (
+        r"\bobes(?:e|ity)\b", r"\boverweight\b",
+    ), ("Obesity", "Overweight", "Obesity, Morbid"), terms=("obes*", "overweight"),
+        area="weight"),
+    Concept("type2_diabetes", "type 2 diabetes", (
+        r"\btype\s+(?:2|ii)\s+diabetes\b", r"(?-i:\bT2DM?\b)",
+    ), ("Diabetes Mellitus, Type 2",), terms=("type 2 diabetes",), area="weight"),
     Concept("psychosis", "schizophrenia or psychosis", (
         r"\bschizophreni(?:a|c)\b", r"\bpsychos[ie]s\b",
     ), ("Schizophrenia", "Psychotic Disorders"), terms=("schizophreni*", "psychosis")),
@@ -234,6 +242,15 @@ _INTERVENTIONS: tuple[Concept, ...] = (
         r"antidepressant\b", r"\bantidepressive\s+agents?\b",
     ), ("Antidepressive Agents",), kind="intervention", terms=("antidepress*",),
         comparator="antidepressant"),
+    Concept("semaglutide", "semaglutide", (
+        r"\bsemaglutide\b", r"\bwegovy\b", r"\bozempic\b", r"\brybelsus\b",
+    ), ("Semaglutide",), kind="intervention", area="weight"),
+    Concept("tirzepatide", "tirzepatide", (
+        r"\btirzepatide\b", r"\bmounjaro\b", r"\bzepbound\b",
+    ), kind="intervention", area="weight"),
+    Concept("liraglutide", "liraglutide", (
+        r"\bliraglutide\b", r"\bsaxenda\b", r"\bvictoza\b",
+    ), ("Liraglutide",), kind="intervention", area="weight"),
     Concept("psychotherapy", "psychotherapy", (
         r"\bpsychotherap\w*", r"\btalk\s+therapy\b", r"\bcognitive\s+behaviou?ral\b",
         r"(?-i:\bCBT\b)",

@@ -11,47 +11,57 @@ from evidence.grading import ClaimContext, assess_indirectness, regulatory_state
 from ingest import citations
 from ingest.claims import extract_claims
 
-GLP1 = (
-    vocabulary.Concept("semaglutide", "semaglutide",
-                       (r"\bsemaglutide\b", r"\bwegovy\b", r"\bozempic\b"), ("Semaglutide",),
-                       kind="intervention", area="glp1"),
-    vocabulary.Concept("liraglutide", "liraglutide", (r"\bliraglutide\b", r"\bsaxenda\b"),
-                       ("Liraglutide",), kind="intervention", area="glp1"),
-    vocabulary.Concept("obesity", "obesity or overweight",
-                       (r"\bobes(?:e|ity)\b", r"\boverweight\b"), ("Obesity",),
-                       kind="condition", area="glp1"),
+WOUND_CARE = (
+    vocabulary.Concept("hbot", "hyperbaric oxygen",
+                       (r"\bhyperbaric\s+oxygen\b", r"(?-i:\bHBOT\b)"),
+                       ("Hyperbaric Oxygenation",), kind="intervention", area="wound care"),
+    vocabulary.Concept("topical_oxygen", "topical oxygen", (r"\btopical\s+oxygen\b",),
+                       kind="intervention", area="wound care"),
+    vocabulary.Concept("diabetic_foot", "diabetic foot ulcers",
+                       (r"\b(?:diabetic\s+)?foot\s+ulcers?\b",), ("Diabetic Foot",),
+                       kind="condition", area="wound care"),
 )
-CLAIM = "Semaglutide helps adults with obesity lose weight."
+CLAIM = "Hyperbaric oxygen helps adults with diabetic foot ulcers heal."
 
 
 def test_a_new_therapy_area_is_entries_not_code() -> None:
-    # Before: the extractor sees no claim, the query has no drug block, nothing is compared.
+    # Before: the extractor sees no claim, the query has no concept block, nothing is
+    # compared.
     assert [c.text for c in extract_claims(CLAIM)] == []
-    assert '"Semaglutide"[mh]' not in match.build_pubmed_query(CLAIM)
-    before = assess_indirectness(CLAIM, study_title="Liraglutide for weight loss in obesity")
+    assert '"Hyperbaric Oxygenation"[mh]' not in match.build_pubmed_query(CLAIM)
+    before = assess_indirectness(CLAIM, study_title="Topical oxygen for diabetic foot ulcers")
     assert before.mismatches == ()
-    with vocabulary.extended(*GLP1):
+    with vocabulary.extended(*WOUND_CARE):
         # Claims: a therapy and a condition make the sentence an efficacy claim.
         [claim] = extract_claims(CLAIM)
         assert (claim.text, claim.category) == (CLAIM, "efficacy")
         # Queries: the new entries become PubMed blocks with their MeSH headings.
         query = match.build_pubmed_query(CLAIM, category="efficacy")
-        assert query.startswith('(semaglutide[tiab] OR "Semaglutide"[mh]) AND '
-                                '("obesity or overweight"[tiab] OR "Obesity"[mh])')
-        # Indirectness and fit: another GLP-1 drug does not fit; the same drug does.
-        other = assess_indirectness(CLAIM, study_title="Liraglutide for weight loss in obesity")
+        assert query.startswith('("hyperbaric oxygen"[tiab] OR "Hyperbaric Oxygenation"[mh])'
+                                ' AND ("diabetic foot ulcers"[tiab] OR "Diabetic Foot"[mh])')
+        # Indirectness and fit: another oxygen therapy does not fit; the same one does.
+        other = assess_indirectness(CLAIM, study_title="Topical oxygen for diabetic foot "
+                                                       "ulcers")
         assert not other.on_topic
         assert [(m.dimension, m.blocking) for m in other.mismatches] == [
             ("intervention", True)]
-        same = assess_indirectness(CLAIM, study_title="Once-weekly semaglutide in adults with "
-                                                      "overweight or obesity")
+        same = assess_indirectness(CLAIM, study_title="Hyperbaric oxygen therapy in adults "
+                                                      "with diabetic foot ulcers")
         assert same.on_topic and not same.mismatches
-        # The claim library: a semaglutide claim and a ketamine claim never group.
-        assert library.claim_similarity("Semaglutide relieves depression within hours.",
-                                        "Ketamine relieves depression within hours.") == 0.0
+        # The claim library: claims about different therapies never group.
+        assert library.claim_similarity("Hyperbaric oxygen heals diabetic foot ulcers.",
+                                        "Topical oxygen heals diabetic foot ulcers.") == 0.0
     # Leaving the block restores the vocabulary.
-    assert vocabulary.get("intervention", "semaglutide") is None
+    assert vocabulary.get("intervention", "hbot") is None
     assert [c.text for c in extract_claims(CLAIM)] == []
+
+
+def test_shipped_weight_loss_entries_keep_therapies_apart() -> None:
+    assert library.claim_similarity("Semaglutide lowers blood glucose within hours.",
+                                    "Ketamine lowers blood glucose within hours.") == 0.0
+    got = assess_indirectness("Semaglutide helps adults with obesity lose weight.",
+                              study_title="Liraglutide for weight loss in obesity")
+    assert not got.on_topic
 
 
 def test_register_refuses_a_duplicate_key_or_a_bad_pattern() -> None:
