@@ -403,10 +403,12 @@ with st.form(key):
         "Substantiation", SUBSTANTIATION, horizontal=True, format_func=ui.label,
         index=_index(SUBSTANTIATION, (mine_v or {}).get("substantiation")),
         key=f"{key}_substantiation")
+    # Keyed by the suggestion: when an assessment moves the suggestion, the choice starts
+    # from the new one (a saved verdict's own certainty still wins).
     certainty = st.radio(
         "GRADE certainty", CERTAINTY, horizontal=True, format_func=ui.label,
         index=_index(CERTAINTY, (mine_v or {}).get("certainty", suggested)),
-        key=f"{key}_certainty")
+        key=f"{key}_certainty_{suggested}")
     domain_cols = st.columns(len(GRADE_DOMAINS))
     given = (mine_v or {}).get("domains") or {}
     domains = {

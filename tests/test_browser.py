@@ -82,8 +82,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
             explanation={"sentences": [[68, 152, "Results: Ketamine reduced depressive "
                                         "symptoms within 24 hours compared with placebo.",
                                         2.5]], "terms": ["ketamine", "hours"]})
-        make_link(s, claim=c1, rank=2, fits=False, study=make_study(
-            s, title="Ketamine for anorexia nervosa: a review", is_retracted=True))
+        make_link(s, claim=c1, rank=2, study=make_study(
+            s, title="Ketamine for depression: a review", is_retracted=True))
         make_user(s, username="rita", role="reviewer", password=PASSWORD)
         s.commit()
         ids = {"c1": c1.id, "c2": c2.id}
@@ -159,7 +159,10 @@ def test_sign_in_grade_and_save_in_chromium(server: dict[str, Any]) -> None:
     with Session(server["engine"]) as s:
         (v,) = s.exec(select(Verdict)).all()
         assert (v.claim_id, v.kind, v.substantiation, v.certainty, v.action) == (
-            server["c1"], "review", "partially_substantiated", "moderate", "revise_wording")
+            server["c1"], "review", "partially_substantiated", "high", "revise_wording")
+        # rita's assessment (an RCT supporting the claim) moved the suggestion to high, and
+        # the form followed it.
+        assert v.suggested_certainty == "high"
         actions = [e.action for e in s.exec(select(AuditEvent).where(
             AuditEvent.actor == "rita")).all()]
-    assert actions == ["assessment.create", "verdict.create", "claim.status"]
+    assert actions == ["assessment.create", "claim.derive", "verdict.create", "claim.status"]
