@@ -6,10 +6,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from evidence import db
 from evidence.errors import ConfigError
+from evidence.models import Study
 
 
 def test_migrations_match_models(db_url: str) -> None:
@@ -77,3 +78,30 @@ def test_unreachable_postgres_is_a_config_error() -> None:
     engine = db.make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
     with pytest.raises(ConfigError, match="cannot connect to database"):
         db.check_connection(engine)
+
+
+def test_judgements_migration_stores_existing_studies_flags(db_url: str) -> None:
+    from alembic import command
+
+    engine = db.make_engine(db_url)
+    cfg = db.alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO study (created_at, updated_at, version, pmid, pmid_version, is_book,"
+            " title, abstract, abstract_sections, authors, languages, publication_types,"
+            " mesh, keywords, comments_corrections, is_retracted,"
+            " has_expression_of_concern, has_erratum, design_reasons, deleted) VALUES"
+            " (:t, :t, 1, '90000901', 1, false, 'A study', '', '[]', '[]', '[\"eng\"]',"
+            " '[\"Journal Article\"]', '[]', '[]',"
+            " '[{\"ref_type\": \"RetractionIn\", \"pmid\": \"90000902\"}]', true, false,"
+            " false, '[]', false)"), {"t": now})
+    assert db.upgrade(engine) == "0003"
+    with Session(engine) as s:
+        study = s.exec(select(Study).where(Study.pmid == "90000901")).one()
+        assert [f["code"] for f in study.flags] == ["retracted"]
+        assert "PMID 90000902 (RetractionIn)" in study.flags[0]["reason"]
+    engine.dispose()
