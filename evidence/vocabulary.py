@@ -655,7 +655,8 @@ DOI_IN_TEXT_RE = re.compile(
 )
 """A DOI in running text, with an optional ``doi:`` label; group 1 is the DOI."""
 DOI_BATCH_SAFE_RE = re.compile(DOI_CORE + r"[-._;()/:A-Za-z0-9]+")
-"""A DOI made only of characters that are safe inside a batched PubMed [AID] query."""
+"""A DOI made only of characters that are safe inside a batched PubMed [AID] query
+(Crossref's pattern for "ordinary" DOIs, which matches the vast majority)."""
 PMID_IN_TEXT_RE = re.compile(r"\bPMID\s*:?\s*(\d{1,9})\b", re.IGNORECASE)
 """``PMID: 123`` in running text; group 1 is the PMID."""
 PMCID_RE = re.compile(r"\b(PMC\d{4,9})\b", re.IGNORECASE)

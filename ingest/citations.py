@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from evidence import vocabulary
 from ingest.articles import Link
 
 __all__ = [
@@ -83,18 +84,17 @@ _URL = re.compile(
     r"|ncbi\.nlm\.nih\.gov/|(?:dx\.)?doi\.org/))[^\s<>\"'\u201c\u201d\u2018\u2019]+",
     re.IGNORECASE,
 )
-_DOI = re.compile(
-    r"(?:\bdoi\s*:?\s*|\b)(10\.\d{4,9}/[^\s<>\"'\u201c\u201d\u2018\u2019]+)", re.IGNORECASE
-)
-_PMID = re.compile(r"\bPMID\s*:?\s*(\d{1,9})\b", re.IGNORECASE)
-_PMCID = re.compile(r"\b(PMC\d{4,9})\b", re.IGNORECASE)
+# Identifier patterns are vocabulary (one definition, shared with the E-utilities client).
+_DOI = vocabulary.DOI_IN_TEXT_RE
+_PMID = vocabulary.PMID_IN_TEXT_RE
+_PMCID = vocabulary.PMCID_RE
 
 _PUBMED_PATH = re.compile(r"^/(\d{1,9})/?$")
 _NCBI_PUBMED_PATH = re.compile(r"^/pubmed/(\d{1,9})/?$", re.IGNORECASE)
 _PMC_PATH = re.compile(r"^/(?:pmc/)?articles/(PMC\d+)(?:/|$)", re.IGNORECASE)
 _PMC_PMID_PATH = re.compile(r"^/pmc/articles/pmid/(\d{1,9})/?$", re.IGNORECASE)
 _EUROPEPMC_PATH = re.compile(r"^/(?:article|abstract)/(MED|PMC)/((?:PMC)?\d+)/?$", re.I)
-_DOI_IN_URL = re.compile(r"10\.\d{4,9}/\S+")
+_DOI_IN_URL = vocabulary.DOI_RE
 
 # Publisher URLs put views of the article after the DOI: strip them, repeatedly.
 _DOI_VIEW_SUFFIXES = (
@@ -285,7 +285,7 @@ def normalise_doi(doi: str) -> str:
         if doi.endswith("/"):
             doi = doi.rstrip("/")
             changed = True
-    if not re.fullmatch(r"10\.\d{4,9}/\S+", doi):
+    if not vocabulary.DOI_RE.fullmatch(doi):
         return ""
     return doi
 

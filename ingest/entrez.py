@@ -78,6 +78,7 @@ from urllib.request import OpenerDirector, ProxyHandler, Request, build_opener
 from Bio import Entrez
 from lxml import etree
 
+from evidence import vocabulary
 from evidence.errors import NCBIError, NCBIUnavailable, ParseError
 
 __all__ = [
@@ -118,11 +119,9 @@ PMC_BATCH = 100
 ESUMMARY_BATCH = 200
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
-# Crossref's pattern for "ordinary" DOIs (it matches the vast majority of them). Only
-# these are OR-ed together; anything stranger is searched on its own, so an odd
-# character can spoil at most its own lookup.
-_BATCH_SAFE_DOI_RE = re.compile(r"^10\.\d{4,9}/[-._;()/:A-Za-z0-9]+$")
+# DOI patterns are vocabulary. Only DOIs of Crossref's "ordinary" shape
+# (vocabulary.DOI_BATCH_SAFE_RE, the vast majority) are OR-ed together in one search;
+# anything stranger is searched on its own, so an odd character spoils at most its lookup.
 _DOI_PREFIX_RE = re.compile(
     r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/|https?://doi\.org/)", re.IGNORECASE
 )
@@ -741,9 +740,9 @@ class EntrezClient:
                 continue
             wanted.setdefault(doi.lower(), []).append(original)
             spelled.setdefault(doi.lower(), doi)
-        safe = [d for d in spelled.values() if _BATCH_SAFE_DOI_RE.match(d)]
+        safe = [d for d in spelled.values() if vocabulary.DOI_BATCH_SAFE_RE.fullmatch(d)]
         batches = [safe[i : i + DOI_BATCH] for i in range(0, len(safe), DOI_BATCH)]
-        batches += [[d] for d in spelled.values() if not _BATCH_SAFE_DOI_RE.match(d)]
+        batches += [[d] for d in spelled.values() if not vocabulary.DOI_BATCH_SAFE_RE.fullmatch(d)]
         for batch in batches:
             for lowered, pmid in self._resolve_doi_batch(batch).items():
                 for original in wanted[lowered]:
@@ -1085,6 +1084,6 @@ def _check_batch_size(batch_size: int) -> None:
 
 def _normalise_doi(value: str) -> str | None:
     doi = _DOI_PREFIX_RE.sub("", value.strip())
-    if '"' in doi or not _DOI_RE.match(doi):
+    if '"' in doi or not vocabulary.DOI_RE.fullmatch(doi):
         return None
     return doi
