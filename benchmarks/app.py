@@ -38,12 +38,13 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
+from evidence import vocabulary
+
 ROOT = Path(__file__).resolve().parents[1]
 SCREEN_TARGET_MS = 300.0
 SAVE_TARGET_MS = 50.0
 ARTICLES = 100
-FLAGS = ["no_fitting_citation", "cited_not_addressing", "retracted_evidence",
-         "indirect_evidence", "no_evidence"]
+FLAGS = list(vocabulary.CLAIM_FLAGS)
 WORDS = ("ketamine depression infusion esketamine randomized placebo symptoms relief "
          "treatment resistant adults trial outcome remission response dose week hours "
          "anxiety suicidal ideation safety dissociation blood pressure cohort").split()

@@ -552,7 +552,7 @@ def test_queue_sorts_by_priority_pages_in_sql_and_counts(session: Session) -> No
     article = make_article(session, text="\n".join(f"Claim number {i} is true." for i in range(7)),
                            title="Seven claims")
     flags = [[], ["retracted_evidence"], ["indirect_evidence"], [], ["no_fitting_citation"],
-             ["cited_not_addressing", "indirect_evidence"], []]
+             ["needs_regulatory_source", "indirect_evidence"], []]
     made = [make_claim(session, article=article, sentence=f"Claim number {i} is true.",
                        checkworthiness=0.3 + 0.1 * i, flags=flags[i]) for i in range(7)]
     session.commit()
