@@ -12,10 +12,11 @@ link's origin and the others are listed in ``also_found_by``. Re-running is idem
 manual links and links a reviewer has assessed are never removed.
 
 Fit: a study *fits* a claim when it shares the claim's condition and intervention (a claim
-naming neither is read with its article's; see ``grading.assess_indirectness``) and at
-least ``MIN_MATCHED_TERMS`` specific claim words meet its title or abstract. Regulatory
-statements (approvals, scheduling, label warnings) are fitted by no clinical study: they
-are flagged ``needs_regulatory_source``. Links that do not fit are kept, ranked below the
+naming neither is read with its article's; see ``grading.assess_indirectness``); only when
+there is nothing of either kind to compare must ``MIN_MATCHED_TERMS`` specific claim words
+meet its title or abstract instead. Regulatory statements (approvals, scheduling, label
+warnings) are fitted by no clinical study: they are flagged ``needs_regulatory_source``;
+history, prevalence and cost statements are fitted by none either. Links that do not fit are kept, ranked below the
 fitting ones, and shown only as weaker matches: they count towards no flag, no summary
 figure and no certainty. A claim's flags are about that claim; a cited study that fits no
 claim of its article is flagged on the citation (``addresses_no_claim``) and counted on the
@@ -163,10 +164,10 @@ def addresses(
     -------
     (fits, explanation, indirectness)
         ``fits`` is true when the study shares the claim's condition and intervention
-        (``grading.assess_indirectness`` finds no blocking mismatch), at least
-        ``MIN_MATCHED_TERMS`` distinct, specific claim words (not generic ones like
-        "treatment") occur in its title/abstract, and the claim is not a regulatory
-        statement. ``explanation["fit_reasons"]`` says why, one line per test.
+        (``grading.assess_indirectness`` finds no blocking mismatch and at least one
+        shared term; with nothing to compare, ``MIN_MATCHED_TERMS`` distinct, specific
+        claim words, not generic ones like "treatment", in its title/abstract) and the
+        claim is not a regulatory, history, prevalence or cost statement. ``explanation["fit_reasons"]`` says why, one line per test.
     """
     exp = explain(claim_text, study.title, study.abstract)
     ind = assess_indirectness(claim_text, study_title=study.title,
