@@ -16,11 +16,11 @@ naming neither is read with its article's; see ``grading.assess_indirectness``);
 there is nothing of either kind to compare must ``MIN_MATCHED_TERMS`` specific claim words
 meet its title or abstract instead. Regulatory statements (approvals, scheduling, label
 warnings) are fitted by no clinical study: they are flagged ``needs_regulatory_source``;
-history, prevalence and cost statements are fitted by none either. Links that do not fit are kept, ranked below the
-fitting ones, and shown only as weaker matches: they count towards no flag, no summary
-figure and no certainty. A claim's flags are about that claim; a cited study that fits no
-claim of its article is flagged on the citation (``addresses_no_claim``) and counted on the
-article, not on each claim.
+history, prevalence and cost statements are fitted by none either. Links that do not fit
+are kept, ranked below the fitting ones, and shown only as weaker matches: they count
+towards no flag, no summary figure and no certainty. A claim's flags are about that claim;
+a cited study that fits no claim of its article is flagged on the citation
+(``addresses_no_claim``) and counted on the article, not on each claim.
 
 Certainty: each claim's suggested GRADE certainty is computed from its fitting links by
 ``claim_certainty`` — from the records alone until a reviewer assesses a link, then from
@@ -167,7 +167,8 @@ def addresses(
         (``grading.assess_indirectness`` finds no blocking mismatch and at least one
         shared term; with nothing to compare, ``MIN_MATCHED_TERMS`` distinct, specific
         claim words, not generic ones like "treatment", in its title/abstract) and the
-        claim is not a regulatory, history, prevalence or cost statement. ``explanation["fit_reasons"]`` says why, one line per test.
+        claim is not a regulatory, history, prevalence or cost statement.
+        ``explanation["fit_reasons"]`` says why, one line per test.
     """
     exp = explain(claim_text, study.title, study.abstract)
     ind = assess_indirectness(claim_text, study_title=study.title,
