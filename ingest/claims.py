@@ -12,6 +12,11 @@ details, and statements about the article itself. Generic advice ("consult your
 provider"), predictions and pure promotion ("a beacon of hope") are scored down, so they
 survive only when they also state a checkable fact.
 
+A bare list item ("- Boosts energy", "- Nausea") has no subject and often no cue of its
+own: it takes the category of what introduces it, a line ending with ":" or a section
+heading whose words name a kind of claim ("Benefits", "How It Works", "Side Effects",
+"Conditions We Treat", "What to Expect").
+
 Spans are whole sentences. A sentence that makes two claims ("Unlike SSRIs, which take
 weeks, ketamine works within hours") stays one candidate carrying the cues of both: the
 sentence is what a reviewer reads and grades, and splitting clauses would cut a
@@ -500,7 +505,7 @@ _VERB_HINT = re.compile(
 
 
 def score_sentence(
-    sentence: str, *, context: Sequence[str] = ()
+    sentence: str, *, context: Sequence[str] = (), listed: bool = False
 ) -> tuple[str, float, tuple[str, ...]] | None:
     """Categorise and score one sentence as a claim.
 
@@ -512,6 +517,11 @@ def score_sentence(
         Categories the sentence inherits: those of the list introduction it completes
         ("The most common side effects include:" for "- Nausea ..."), or of the sentence
         it refers back to ("This sensation is usually mild and temporary.").
+    listed : bool
+        The sentence is a list item. A bare item under an introduction ("Benefits",
+        "Side effects include:") is a fragment without a subject ("Boosts energy",
+        "Nausea"): with ``context`` it is a claim in the introduction's category, and
+        a short one is not a heading.
 
     Returns
     -------
@@ -520,7 +530,11 @@ def score_sentence(
         claim at all (heading, question, call to action, contact details, statement
         about the article, or no cue).
     """
-    if _is_heading(sentence) or sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
+    # A bare list item is a claim fragment, unless it is set in title case ("- BDNF
+    # Production"): then it heads the paragraph below it.
+    if _is_heading(sentence) and not (listed and context and not _is_title_case(sentence)):
+        return None
+    if sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
         return None
     if any(pattern.search(sentence) for _, pattern in _DROP):
         return None
@@ -572,11 +586,15 @@ def score_sentence(
     elif condition:
         per_category["indication"].append(0.35 * strength)
         cues.append((-1, f"indication:{condition}"))
-    # Context completes a sentence's own cues; it never makes a claim on its own.
+    # Context completes a sentence's own cues; it makes a claim on its own only for a
+    # list item, whose introduction is the other half of the sentence ("Side effects:"
+    # + "Nausea"). There the introduction also names the item's kind, unless the item's
+    # own cue is decisive (a figure, a comparison, a risk).
     has_own_cue = any(per_category.values())
-    for category in dict.fromkeys(context) if has_own_cue else ():
+    weight = _LIST_ITEM_WEIGHT if listed else _CONTEXT_WEIGHT
+    for category in dict.fromkeys(context) if has_own_cue or listed else ():
         if category in per_category:
-            per_category[category].append(_CONTEXT_WEIGHT)
+            per_category[category].append(weight)
             cues.append((-1, f"{category}:(context)"))
 
     scores = {c: _noisy_or(w) for c, w in per_category.items() if w}
@@ -612,7 +630,7 @@ def score_sentence(
         # the claims.
         score -= 0.3
         penalties.append("-list-introduction")
-    if not _VERB_HINT.search(sentence):
+    if not _VERB_HINT.search(sentence) and not (listed and context):
         score -= 0.2
         penalties.append("-no-verb")
     score = round(min(max(score, 0.0), 1.0), 3)
@@ -621,6 +639,9 @@ def score_sentence(
 
 
 _CONTEXT_WEIGHT = 0.5
+# A list item's introduction outweighs the item's weaker cues ("Reduced risk of stroke"
+# under "Benefits" is efficacy), but not a decisive one of the same strength.
+_LIST_ITEM_WEIGHT = 0.75
 
 
 def extract_claims(text: str) -> list[ClaimCandidate]:
@@ -658,20 +679,27 @@ def score_sentences(text: str) -> list[ClaimCandidate]:
     """
     scored_all: list[ClaimCandidate] = []
     list_context: tuple[str, ...] = ()
+    section: tuple[str, ...] = ()
     previous: tuple[str, float] | None = None
     for start, end in split_sentences(text):
         sentence = text[start:end]
         line_start = text.rfind("\n", 0, start) + 1
         in_list = bool(text[line_start:start].strip())
+        # A bare item: the first sentence after a list marker ("- Boosts energy").
+        listed = in_list and _marker_end(text[line_start:start]) == start - line_start
+        if _is_section_heading(text, start, end):
+            section = _section_categories(sentence)
         if not in_list and not _continues_line(text, line_start, start):
             list_context = ()
         context = list(list_context)
+        if listed:
+            context.extend(section)
         if previous is not None and previous[1] >= 0.35 and _ANAPHORA.search(sentence):
             context.append(previous[0])
-        scored = score_sentence(sentence, context=context)
+        scored = score_sentence(sentence, context=context, listed=listed)
 
         if sentence.rstrip().endswith(":"):
-            list_context = _introduced_categories(sentence)
+            list_context = _introduced_categories(sentence) or section
         if scored is None:
             previous = None
             continue
@@ -699,6 +727,55 @@ def _introduced_categories(sentence: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _is_section_heading(text: str, start: int, end: int) -> bool:
+    """Whether the sentence is a whole line heading a section ("Benefits", "Is It Safe?")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    if text[line_start:start].strip() or text[end : None if line_end < 0 else line_end].strip():
+        return False
+    sentence = text[start:end]
+    if sentence.endswith(":"):
+        return False
+    if sentence.endswith("?"):
+        return len(sentence.split()) <= _MAX_QUESTION_HEADING_WORDS
+    return _is_heading(sentence)
+
+
+_MAX_QUESTION_HEADING_WORDS = 8
+
+# The words of a section heading that say what kind of claim its bare list items make
+# ("Benefits" + "- Boosts energy" is an efficacy claim). A heading naming none of them
+# ("Our Most Popular Drips") hands nothing down.
+_SECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (category, re.compile(pattern, re.IGNORECASE))
+    for category, pattern in (
+        (
+            "safety",
+            r"\b(?:side[- ]effects?|risks?|safe(?:ty)?|warnings?|precautions"
+            r"|contraindications?|adverse)\b",
+        ),
+        (
+            "indication",
+            r"\b(?:symptoms|signs|conditions|what (?:we|it) treats?|who (?:is|should)"
+            r"|uses|used for|indications?|candidates?)\b",
+        ),
+        ("mechanism", r"\b(?:how (?:it|they|\w+) works?|how does|mechanisms?|the science)\b"),
+        ("efficacy", r"\b(?:benefits?|results|advantages|what (?:it|\w+) can do)\b"),
+        (
+            "protocol",
+            r"\b(?:what to expect|how (?:is|are) \w+(?: \w+)? (?:given|done|used|taken)"
+            r"|procedure|protocol|dosing|dosage|what.s inside|ingredients)\b",
+        ),
+        ("regulatory", r"\b(?:fda|regulat\w+|approv\w+|legal)\b"),
+    )
+)
+
+
+def _section_categories(heading: str) -> tuple[str, ...]:
+    """The categories a section heading hands to the bare list items under it."""
+    return tuple(category for category, pattern in _SECTION_CUES if pattern.search(heading))
+
+
 def _words(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -712,11 +789,24 @@ def _is_heading(sentence: str) -> bool:
         return len(words) <= 6
     if len(words) <= 3:
         return True
-    content = [w for w in words if w[0].isalpha() and w.lower() not in _TITLE_SMALL_WORDS]
-    capitalised = sum(w[0].isupper() for w in content)
     # "Rapid Relief from Symptoms" is a heading; "- Relief often begins within hours",
     # a list item without a full stop, is a sentence.
-    return len(words) <= 12 and bool(content) and capitalised / len(content) >= 0.6
+    return len(words) <= 12 and _capitalised_share(words) >= 0.6
+
+
+def _is_title_case(sentence: str) -> bool:
+    """Whether most of two or more content words start with a capital ("BDNF Production")."""
+    words = sentence.split()
+    return len(_content_words(words)) >= 2 and _capitalised_share(words) >= 0.6
+
+
+def _content_words(words: Sequence[str]) -> list[str]:
+    return [w for w in words if w[0].isalpha() and w.lower() not in _TITLE_SMALL_WORDS]
+
+
+def _capitalised_share(words: Sequence[str]) -> float:
+    content = _content_words(words)
+    return sum(w[0].isupper() for w in content) / len(content) if content else 0.0
 
 
 _TITLE_SMALL_WORDS = frozenset(

@@ -169,6 +169,35 @@ def test_list_items_inherit_their_introduction() -> None:
     assert "indication:(context)" in claim.cues
 
 
+@pytest.mark.parametrize(
+    ("heading", "item", "category"),
+    [
+        ("Benefits", "Sharpens memory", "efficacy"),
+        ("Possible Side Effects", "Itching", "safety"),
+        ("Conditions We Treat", "Plantar fasciitis", "indication"),
+        ("How It Works", "Tightens loose connective fibres", "mechanism"),
+        ("Is It Safe?", "Mild tingling at the pad site", "safety"),
+    ],
+)
+def test_bare_list_items_take_their_section_heading_category(
+    heading: str, item: str, category: str
+) -> None:
+    text = f"{heading}\n- {item}\n"
+    [claim] = extract_claims(text)
+    assert claim.text == item
+    assert claim.category == category
+    assert f"{category}:(context)" in claim.cues
+
+
+def test_bare_list_items_under_other_headings_are_not_claims() -> None:
+    assert extract_claims("Our Team\n- Sharpens memory\n- Itching\n") == []
+
+
+def test_section_heading_does_not_reach_prose_or_title_case_items() -> None:
+    text = "Benefits\n- Deeper Sleep\nSome clients sleep longer. Sharpens memory\n"
+    assert extract_claims(text) == []
+
+
 def test_anaphora_carries_the_previous_claim() -> None:
     text = (
         "Many patients report a sense of dissociation during the infusion. "
