@@ -8,9 +8,16 @@ Extraction is rule-based and deterministic. Each sentence is matched against cue
 lexicons (one family per category in :data:`CATEGORIES`); the cues that fire are kept
 on the candidate, so a reviewer can see why a sentence was taken. Sentences that cannot
 carry a checkable claim are dropped first: headings, questions, calls to action, contact
-details, and statements about the article itself. Generic advice ("consult your
-provider"), predictions and pure promotion ("a beacon of hope") are scored down, so they
+details, statements about the article itself, reference-list entries and
+supplement-label disclaimers. Generic advice ("consult your provider"), predictions, pure
+promotion ("a beacon of hope") and the provider's own prices are scored down, so they
 survive only when they also state a checkable fact.
+
+Beside the domain's cue words, claims of any therapy area are recognised by their form: a
+time course ("after three to six months"), an amount or a dosing rhythm, a lab check, a
+caution ("not recommended during pregnancy"), an everyday effect verb ("boosts",
+"lowers"), the body's workings (cells, hormones, the microbiome), an average or a
+multiple, a comparison with "than".
 
 A bare list item ("- Boosts energy", "- Nausea") has no subject and often no cue of its
 own: it takes the category of what introduces it, a line ending with ":" or a section
@@ -255,9 +262,114 @@ _COMPARATOR_CUES: list[_Cue] = _cues(
     r"|transcranial)\b",
 )
 
+# Claims of any therapy area, recognised by their form rather than by topic words: a time
+# course, an amount with a unit, a dosing rhythm, a lab check, a caution, an everyday
+# effect verb, the body's workings. The domain vocabulary raises confidence elsewhere;
+# none of these needs it.
+_COUNT = (
+    r"(?:\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+    r"|fifteen|twenty|thirty|forty|sixty|ninety|a few|several|a couple of)"
+)
+_AMOUNT = rf"{_COUNT}(?:\s?(?:-|\u2013|to|or)\s?{_COUNT})?"
+_PERIOD = r"(?:days?|weeks?|months?|years?)"
+_TIME_COURSE = (
+    rf"\b(?:within|after|over|by|in) (?:just |about |only |roughly |as little as )?"
+    rf"(?:the first (?:few )?|the next |an? |{_AMOUNT} )?{_PERIOD}\b"
+)
+_FORM_CUES: list[_Cue] = [
+    *_cues(
+        "onset",
+        0.85,
+        # Someone notices, or results appear, some time after starting.
+        r"\b(?:notic\w*|see|sees|seen|feel|feels|felt|appear\w*|develop\w*|reach\w*|begin\w*"
+        r"|start\w*|build\w*|kick\w* in|results?)\b[^.;]{0,60}?" + _TIME_COURSE,
+        r"\bplateaus?\w*\b",
+    ),
+    *_cues("onset", 0.7, _TIME_COURSE),
+    *_cues("onset", 0.6, rf"\b(?:allow|wait|give it) (?:at least |up to )?{_AMOUNT} {_PERIOD}"),
+    *_cues(
+        "protocol",
+        0.75,
+        rf"\b{_AMOUNT}[- ](?:minutes?|hours?|sessions?|infusions?|treatments?|injections?|doses?"
+        r"|capsules?|tablets?|pills?|gummies|drops|scoops?|grams?|mg|mcg|ml|iu|cfu|nm)\b",
+        r"\b(?:once|twice|three times)[- ](?:a |per )?(?:day|week|month)|\b(?:once|twice)[- ]"
+        r"(?:daily|weekly|monthly)\b",
+    ),
+    *_cues(
+        "protocol",
+        0.6,
+        r"\b(?:daily|weekly|monthly|nightly|each (?:morning|night|day|evening)|every (?:\w+ )?"
+        r"(?:days?|weeks?|months?|morning|night)|per (?:day|week|month))\b",
+        # Lab monitoring and the steps of a procedure.
+        r"\b(?:blood (?:tests?|work|draws?)|labs|lab tests?|measured|physical exam"
+        r"|local anesthesia|ultrasound|injected|collected?|capsules?|procedure)\b",
+        r"\b\d+(?:\.\d+)?\s?(?:-|\u2013)\s?\d+(?:\.\d+)? ?nm\b",
+    ),
+    *_cues(
+        "safety",
+        0.75,
+        # Cautions, whatever the risk they name.
+        r"\b(?:not recommended|(?:should|must) not (?:be used|be taken|use|take)|(?:should|must)"
+        r" avoid|do not use|boxed warning|black[- ]box|warnings?|interact\w*|can (?:cause|damage"
+        r"|strain|harm|lower|irritate|transfer)|may cause|rejection|infections?|pregnan\w*"
+        r"|breastfeeding)\b",
+    ),
+    *_cues(
+        "safety",
+        0.5,
+        # Common complaints: as often a benefit's target ("reduces bloating") as a side effect.
+        r"\b(?:bruis\w+|sore(?:ness)?|swelling|redness|irritation|rash\w*|itch\w*|acne"
+        r"|bloat\w*|gas|cramp\w*|headaches?|tender\w*|fluid retention|tingling|warmth"
+        r"|blood clots?|tumou?rs?)\b",
+        r"\b(?:some|a few) (?:people|patients|users|clients|men|women) (?:may )?(?:experience"
+        r"|notice|report|develop|get|feel)\b",
+    ),
+    *_cues(
+        "mechanism",
+        0.55,
+        # The body's workings: what a mechanism claim is about in any therapy area.
+        r"\b(?:cells?|cellular|mitochondri\w*|atp|enzymes?|coenzyme|dna|hormones?|microbiome"
+        r"|bacteria|gut lining|collagen|tissues?|cartilage|pancreas|insulin|blood sugar"
+        r"|metabolism|circulation|immune (?:system|response)|growth factors?|stomach"
+        r"|digestive system|bloodstream|receptor agonist|energy currency)\b",
+    ),
+    *_cues(
+        "efficacy",
+        0.45,
+        # Everyday effect verbs, as a subject's action ("It boosts", "- Burns fat").
+        r"\b(?:boost|burn|lower|slow|support|renew|repair|strengthen|sharpen|clear|regrow"
+        r"|rebuild|calm|fight|protect|prevent|block|trigger|signal|seal|tighten|curb|drop"
+        r"|cut|mimic)(?:s|ed)\b",
+        r"\b(?:increas|doubl|promot|stimulat|revers|rais|produc|regenerat|enhanc|activat"
+        r"|releas|penetrat|halv)(?:es|ed)\b",
+        r"\b(?:nourish|bypass|suppress)(?:es|ed)\b|\b(?:drives|rises|falls|speeds up"
+        r"|turns? \w+ into|breaks? down|develop into)\b",
+    ),
+    *_cues(
+        "statistic",
+        0.8,
+        r"\b(?:an average of|on average|(?:twice|double) (?:the|as)|half (?:the|of|as)"
+        r"|by (?:about |roughly |nearly )?half|(?:two|three|four|five|six|seven|eight|nine|ten"
+        r"|\d+) times (?:the|as|more|higher|greater|less|lower))\b",
+    ),
+    *_cues(
+        "comparison",
+        0.75,
+        r"\b(?:more|less|higher|lower|fewer|greater) (?:\S+ ){1,4}than\b",
+    ),
+    *_cues("regulatory", 0.8, r"\b(?:compounded|compounding|(?:not|been) reviewed by)\b"),
+    *_cues(
+        "indication",
+        0.6,
+        r"\b(?:is diagnosed|are diagnosed|you may qualify|eligible if"
+        r"|we (?:diagnose and )?treat)\b",
+    ),
+]
+
 _LEXICON: list[_Cue] = [
     *_CONTRAST_CUES,
     *_COMPARATOR_CUES,
+    *_FORM_CUES,
     *_cues(
         "onset",
         0.8,
@@ -423,6 +535,22 @@ _DROP: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     (
+        # A reference list entry ("Doe A, Roe B. Title." or "Doe A et al. Title.").
+        "citation",
+        re.compile(
+            r"^[A-Z][\w'\u2019-]+ [A-Z]{1,3}(?: et al\.|, [A-Z][\w'\u2019-]+ [A-Z]{1,3}[.,])"
+        ),
+    ),
+    (
+        # Supplement-label boilerplate: a legal formula, not a claim about the product.
+        "disclaimer",
+        re.compile(
+            r"\b(?:not (?:been )?evaluated by the (?:fda|food and drug administration)"
+            r"|not intended to diagnose)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "about-the-article",
         re.compile(
             r"\b(?:this (?:article|post|blog(?: post)?|guide|page|content)|in this (?:article|"
@@ -496,6 +624,15 @@ _PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
     ),
 ]
 
+_PRICE = re.compile(
+    r"(?:\$\s?\d|\bsave \d+\s?%|\b\d+\s?% off\b|\bfinancing\b|\bmembers(?:hips?)?\b"
+    r"|\bfree (?:shipping|session|consultation))",
+    re.IGNORECASE,
+)
+_COVERAGE = re.compile(
+    r"\b(?:insurance|insurers?|covered|coverage|out[- ]of[- ]pocket|hsa|fsa|reimburs\w+)\b",
+    re.IGNORECASE,
+)
 _TERMINAL = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _VERB_HINT = re.compile(
     r"\b(?:is|are|was|were|be|been|has|have|had|can|may|might|could|will|does|do|did"
@@ -630,6 +767,10 @@ def score_sentence(
         # the claims.
         score -= 0.3
         penalties.append("-list-introduction")
+    if _PRICE.search(sentence) and not _COVERAGE.search(sentence):
+        # The provider's own prices and offers are promotion; coverage is a claim.
+        score -= 0.4
+        penalties.append("-price")
     if not _VERB_HINT.search(sentence) and not (listed and context):
         score -= 0.2
         penalties.append("-no-verb")
