@@ -275,6 +275,8 @@ _PERIOD = r"(?:days?|weeks?|months?|years?)"
 _TIME_COURSE = (
     rf"\b(?:within|after|over|by|in) (?:just |about |only |roughly |as little as )?"
     rf"(?:the first (?:few )?|the next |an? |{_AMOUNT} )?{_PERIOD}\b"
+    # "over 15 years of experience" is a credential, not a time course.
+    r"(?! of (?:\w+ )?experience)"
 )
 _FORM_CUES: list[_Cue] = [
     *_cues(
@@ -298,8 +300,9 @@ _FORM_CUES: list[_Cue] = [
     *_cues(
         "protocol",
         0.6,
-        r"\b(?:daily|weekly|monthly|nightly|each (?:morning|night|day|evening)|every (?:\w+ )?"
-        r"(?:days?|weeks?|months?|morning|night)|per (?:day|week|month))\b",
+        r"\b(?:daily(?! life| routine)|weekly|monthly|nightly|each (?:morning|night|day"
+        r"|evening)|every (?:\w+ )?(?:days?|weeks?|months?|morning|night)|per (?:day|week"
+        r"|month))\b",
         # Lab monitoring and the steps of a procedure.
         r"\b(?:blood (?:tests?|work|draws?)|labs|lab tests?|measured|physical exam"
         r"|local anesthesia|ultrasound|injected|collected?|capsules?|procedure)\b",
@@ -310,7 +313,8 @@ _FORM_CUES: list[_Cue] = [
         0.75,
         # Cautions, whatever the risk they name.
         r"\b(?:not recommended|(?:should|must) not (?:be used|be taken|use|take)|(?:should|must)"
-        r" avoid|do not use|boxed warning|black[- ]box|warnings?|interact\w*|can (?:cause|damage"
+        r" avoid|do not use|boxed warning|black[- ]box|warnings?|interacts? with|interactions"
+        r"|can (?:cause|damage"
         r"|strain|harm|lower|irritate|transfer)|may cause|rejection|infections?|pregnan\w*"
         r"|breastfeeding)\b",
     ),
@@ -593,6 +597,16 @@ _PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
         ),
     ),
     (
+        # A promise too vague to check ("could make a real difference").
+        "vague-promise",
+        0.4,
+        re.compile(
+            r"\b(?:(?:could|can|will) make a (?:real |big |huge )?difference"
+            r"|feel like (?:yourself|themselves|himself|herself) again)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "prediction",
         0.3,
         re.compile(
@@ -614,7 +628,8 @@ _PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
         "clinic-process",
         0.3,
         re.compile(
-            r"\b(?:follow-up (?:appointments|sessions)|you.ll meet|review (?:of )?(?:your )?"
+            r"\b(?:follow-up (?:appointments|sessions)|check in with you|you.ll meet"
+            r"|review (?:of )?(?:your )?"
             r"medical history|medical history review|adjustments to|comfortabl[ey]"
             r"|before being (?:cleared|allowed)|clinics? (?:offer|focus)|each provider"
             r"|(?:depend|depending|varying based) on (?:the )?individual|a thorough (?:evaluation|"
@@ -642,7 +657,11 @@ _VERB_HINT = re.compile(
 
 
 def score_sentence(
-    sentence: str, *, context: Sequence[str] = (), listed: bool = False
+    sentence: str,
+    *,
+    context: Sequence[str] = (),
+    listed: bool = False,
+    section: Sequence[str] = (),
 ) -> tuple[str, float, tuple[str, ...]] | None:
     """Categorise and score one sentence as a claim.
 
@@ -659,6 +678,10 @@ def score_sentence(
         "Side effects include:") is a fragment without a subject ("Boosts energy",
         "Nausea"): with ``context`` it is a claim in the introduction's category, and
         a short one is not a heading.
+    section : sequence of str
+        For a list item, the categories named by its section's heading ("Conditions We
+        Treat" → indication); the first one is the item's kind unless the item's own
+        cue is decisive.
 
     Returns
     -------
@@ -669,7 +692,8 @@ def score_sentence(
     """
     # A bare list item is a claim fragment, unless it is set in title case ("- BDNF
     # Production"): then it heads the paragraph below it.
-    if _is_heading(sentence) and not (listed and context and not _is_title_case(sentence)):
+    introduced = listed and bool(context or section)
+    if _is_heading(sentence) and not (introduced and not _is_title_case(sentence)):
         return None
     if sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
         return None
@@ -728,10 +752,18 @@ def score_sentence(
     # + "Nausea"). There the introduction also names the item's kind, unless the item's
     # own cue is decisive (a figure, a comparison, a risk).
     has_own_cue = any(per_category.values())
+    inherited: dict[str, float] = {}
+    if listed:
+        # A section heading speaks for its items before a list introduction does
+        # ("Conditions We Treat" over "We offer stem cell therapy for:").
+        for rank, category in enumerate(section):
+            inherited.setdefault(category, _SECTION_WEIGHT if rank == 0 else _CONTEXT_WEIGHT)
     weight = _LIST_ITEM_WEIGHT if listed else _CONTEXT_WEIGHT
-    for category in dict.fromkeys(context) if has_own_cue or listed else ():
+    for category in context if has_own_cue or listed else ():
+        inherited.setdefault(category, weight)
+    for category, inherited_weight in inherited.items():
         if category in per_category:
-            per_category[category].append(weight)
+            per_category[category].append(inherited_weight)
             cues.append((-1, f"{category}:(context)"))
 
     scores = {c: _noisy_or(w) for c, w in per_category.items() if w}
@@ -769,9 +801,9 @@ def score_sentence(
         penalties.append("-list-introduction")
     if _PRICE.search(sentence) and not _COVERAGE.search(sentence):
         # The provider's own prices and offers are promotion; coverage is a claim.
-        score -= 0.4
+        score -= 0.5
         penalties.append("-price")
-    if not _VERB_HINT.search(sentence) and not (listed and context):
+    if not _VERB_HINT.search(sentence) and not introduced:
         score -= 0.2
         penalties.append("-no-verb")
     score = round(min(max(score, 0.0), 1.0), 3)
@@ -780,9 +812,12 @@ def score_sentence(
 
 
 _CONTEXT_WEIGHT = 0.5
-# A list item's introduction outweighs the item's weaker cues ("Reduced risk of stroke"
-# under "Benefits" is efficacy), but not a decisive one of the same strength.
+# A list introduction ("Possible side effects include:") outweighs the item's weaker cues
+# and ties with its decisive ones.
 _LIST_ITEM_WEIGHT = 0.75
+# A section heading's first category names its items' kind over a 0.75 cue ("Weight
+# gain" under "Symptoms" is an indication), but not over a figure or an approval (0.8).
+_SECTION_WEIGHT = 0.78
 
 
 def extract_claims(text: str) -> list[ClaimCandidate]:
@@ -833,11 +868,9 @@ def score_sentences(text: str) -> list[ClaimCandidate]:
         if not in_list and not _continues_line(text, line_start, start):
             list_context = ()
         context = list(list_context)
-        if listed:
-            context.extend(section)
         if previous is not None and previous[1] >= 0.35 and _ANAPHORA.search(sentence):
             context.append(previous[0])
-        scored = score_sentence(sentence, context=context, listed=listed)
+        scored = score_sentence(sentence, context=context, listed=listed, section=section)
 
         if sentence.rstrip().endswith(":"):
             list_context = _introduced_categories(sentence) or section
@@ -897,11 +930,11 @@ _SECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "indication",
-            r"\b(?:symptoms|signs|conditions|what (?:we|it) treats?|who (?:is|should)"
-            r"|uses|used for|indications?|candidates?)\b",
+            r"\b(?:symptoms|signs|conditions|what (?:we|it) treats?"
+            r"|who (?:is|should|can|may)|uses|used for|indications?|candidates?)\b",
         ),
         ("mechanism", r"\b(?:how (?:it|they|\w+) works?|how does|mechanisms?|the science)\b"),
-        ("efficacy", r"\b(?:benefits?|results|advantages|what (?:it|\w+) can do)\b"),
+        ("efficacy", r"\b(?:benefits|results|advantages|what (?:it|\w+) can do)\b"),
         (
             "protocol",
             r"\b(?:what to expect|how (?:is|are) \w+(?: \w+)? (?:given|done|used|taken)"

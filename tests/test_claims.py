@@ -189,6 +189,17 @@ def test_bare_list_items_take_their_section_heading_category(
     assert f"{category}:(context)" in claim.cues
 
 
+def test_section_heading_names_the_kind_before_a_list_introduction() -> None:
+    text = "Conditions We Treat\nOur team uses skin cells for:\n- Vitiligo patches\n"
+    [claim] = extract_claims(text)
+    assert claim.category == "indication"
+
+
+def test_section_heading_outweighs_a_side_effect_word_in_its_items() -> None:
+    [claim] = extract_claims("Symptoms of Iron Deficiency\n- Headaches and fatigue\n")
+    assert claim.category == "indication"
+
+
 def test_bare_list_items_under_other_headings_are_not_claims() -> None:
     assert extract_claims("Our Team\n- Sharpens memory\n- Itching\n") == []
 
@@ -234,6 +245,10 @@ def test_claims_of_other_therapies_are_found_by_their_form(sentence: str, catego
         "This supplement is not intended to diagnose, treat, cure or prevent depression.",
         "Members save 15% on every cryotherapy session.",
         "A three-month package costs $600, and financing is available.",
+        "One jar (60 capsules) costs $39.",
+        "Our founder is a nurse with over 12 years of experience in aesthetics.",
+        "Ten minutes in our cold plunge could make a real difference.",
+        "Integrating the benefits of breathwork into daily life is crucial.",
     ],
 )
 def test_citations_disclaimers_and_prices_are_not_claims(sentence: str) -> None:
