@@ -8,9 +8,21 @@ Extraction is rule-based and deterministic. Each sentence is matched against cue
 lexicons (one family per category in :data:`CATEGORIES`); the cues that fire are kept
 on the candidate, so a reviewer can see why a sentence was taken. Sentences that cannot
 carry a checkable claim are dropped first: headings, questions, calls to action, contact
-details, and statements about the article itself. Generic advice ("consult your
-provider"), predictions and pure promotion ("a beacon of hope") are scored down, so they
+details, statements about the article itself, reference-list entries and
+supplement-label disclaimers. Generic advice ("consult your provider"), predictions, pure
+promotion ("a beacon of hope") and the provider's own prices are scored down, so they
 survive only when they also state a checkable fact.
+
+Beside the domain's cue words, claims of any therapy area are recognised by their form: a
+time course ("after three to six months"), an amount or a dosing rhythm, a lab check, a
+caution ("not recommended during pregnancy"), an everyday effect verb ("boosts",
+"lowers"), the body's workings (cells, hormones, the microbiome), an average or a
+multiple, a comparison with "than".
+
+A bare list item ("- Boosts energy", "- Nausea") has no subject and often no cue of its
+own: it takes the category of what introduces it, a line ending with ":" or a section
+heading whose words name a kind of claim ("Benefits", "How It Works", "Side Effects",
+"Conditions We Treat", "What to Expect").
 
 Spans are whole sentences. A sentence that makes two claims ("Unlike SSRIs, which take
 weeks, ketamine works within hours") stays one candidate carrying the cues of both: the
@@ -250,9 +262,118 @@ _COMPARATOR_CUES: list[_Cue] = _cues(
     r"|transcranial)\b",
 )
 
+# Claims of any therapy area, recognised by their form rather than by topic words: a time
+# course, an amount with a unit, a dosing rhythm, a lab check, a caution, an everyday
+# effect verb, the body's workings. The domain vocabulary raises confidence elsewhere;
+# none of these needs it.
+_COUNT = (
+    r"(?:\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+    r"|fifteen|twenty|thirty|forty|sixty|ninety|a few|several|a couple of)"
+)
+_AMOUNT = rf"{_COUNT}(?:\s?(?:-|\u2013|to|or)\s?{_COUNT})?"
+_PERIOD = r"(?:days?|weeks?|months?|years?)"
+_TIME_COURSE = (
+    rf"\b(?:within|after|over|by|in) (?:just |about |only |roughly |as little as )?"
+    rf"(?:the first (?:few )?|the next |an? |{_AMOUNT} )?{_PERIOD}\b"
+    # "over 15 years of experience" is a credential, not a time course.
+    r"(?! of (?:\w+ )?experience)"
+)
+_FORM_CUES: list[_Cue] = [
+    *_cues(
+        "onset",
+        0.85,
+        # Someone notices, or results appear, some time after starting.
+        r"\b(?:notic\w*|see|sees|seen|feel|feels|felt|appear\w*|develop\w*|reach\w*|begin\w*"
+        r"|start\w*|build\w*|kick\w* in|results?)\b[^.;]{0,60}?" + _TIME_COURSE,
+        r"\bplateaus?\w*\b",
+    ),
+    *_cues("onset", 0.7, _TIME_COURSE),
+    *_cues("onset", 0.6, rf"\b(?:allow|wait|give it) (?:at least |up to )?{_AMOUNT} {_PERIOD}"),
+    *_cues(
+        "protocol",
+        0.75,
+        rf"\b{_AMOUNT}[- ](?:minutes?|hours?|sessions?|infusions?|treatments?|injections?|doses?"
+        r"|capsules?|tablets?|pills?|gummies|drops|scoops?|grams?|mg|mcg|ml|iu|cfu|nm)\b",
+        r"\b(?:once|twice|three times)[- ](?:a |per )?(?:day|week|month)|\b(?:once|twice)[- ]"
+        r"(?:daily|weekly|monthly)\b",
+    ),
+    *_cues(
+        "protocol",
+        0.6,
+        r"\b(?:daily(?! life| routine)|weekly|monthly|nightly|each (?:morning|night|day"
+        r"|evening)|every (?:\w+ )?(?:days?|weeks?|months?|morning|night)|per (?:day|week"
+        r"|month))\b",
+        # Lab monitoring and the steps of a procedure.
+        r"\b(?:blood (?:tests?|work|draws?)|labs|lab tests?|measured|physical exam"
+        r"|local anesthesia|ultrasound|injected|collected?|capsules?|procedure)\b",
+        r"\b\d+(?:\.\d+)?\s?(?:-|\u2013)\s?\d+(?:\.\d+)? ?nm\b",
+    ),
+    *_cues(
+        "safety",
+        0.75,
+        # Cautions, whatever the risk they name.
+        r"\b(?:not recommended|(?:should|must) not (?:be used|be taken|use|take)|(?:should|must)"
+        r" avoid|do not use|boxed warning|black[- ]box|warnings?|interacts? with|interactions"
+        r"|can (?:cause|damage"
+        r"|strain|harm|lower|irritate|transfer)|may cause|rejection|infections?|pregnan\w*"
+        r"|breastfeeding)\b",
+    ),
+    *_cues(
+        "safety",
+        0.5,
+        # Common complaints: as often a benefit's target ("reduces bloating") as a side effect.
+        r"\b(?:bruis\w+|sore(?:ness)?|swelling|redness|irritation|rash\w*|itch\w*|acne"
+        r"|bloat\w*|gas|cramp\w*|headaches?|tender\w*|fluid retention|tingling|warmth"
+        r"|blood clots?|tumou?rs?)\b",
+        r"\b(?:some|a few) (?:people|patients|users|clients|men|women) (?:may )?(?:experience"
+        r"|notice|report|develop|get|feel)\b",
+    ),
+    *_cues(
+        "mechanism",
+        0.55,
+        # The body's workings: what a mechanism claim is about in any therapy area.
+        r"\b(?:cells?|cellular|mitochondri\w*|atp|enzymes?|coenzyme|dna|hormones?|microbiome"
+        r"|bacteria|gut lining|collagen|tissues?|cartilage|pancreas|insulin|blood sugar"
+        r"|metabolism|circulation|immune (?:system|response)|growth factors?|stomach"
+        r"|digestive system|bloodstream|receptor agonist|energy currency)\b",
+    ),
+    *_cues(
+        "efficacy",
+        0.45,
+        # Everyday effect verbs, as a subject's action ("It boosts", "- Burns fat").
+        r"\b(?:boost|burn|lower|slow|support|renew|repair|strengthen|sharpen|clear|regrow"
+        r"|rebuild|calm|fight|protect|prevent|block|trigger|signal|seal|tighten|curb|drop"
+        r"|cut|mimic)(?:s|ed)\b",
+        r"\b(?:increas|doubl|promot|stimulat|revers|rais|produc|regenerat|enhanc|activat"
+        r"|releas|penetrat|halv)(?:es|ed)\b",
+        r"\b(?:nourish|bypass|suppress)(?:es|ed)\b|\b(?:drives|rises|falls|speeds up"
+        r"|turns? \w+ into|breaks? down|develop into)\b",
+    ),
+    *_cues(
+        "statistic",
+        0.8,
+        r"\b(?:an average of|on average|(?:twice|double) (?:the|as)|half (?:the|of|as)"
+        r"|by (?:about |roughly |nearly )?half|(?:two|three|four|five|six|seven|eight|nine|ten"
+        r"|\d+) times (?:the|as|more|higher|greater|less|lower))\b",
+    ),
+    *_cues(
+        "comparison",
+        0.75,
+        r"\b(?:more|less|higher|lower|fewer|greater) (?:\S+ ){1,4}than\b",
+    ),
+    *_cues("regulatory", 0.8, r"\b(?:compounded|compounding|(?:not|been) reviewed by)\b"),
+    *_cues(
+        "indication",
+        0.6,
+        r"\b(?:is diagnosed|are diagnosed|you may qualify|eligible if"
+        r"|we (?:diagnose and )?treat)\b",
+    ),
+]
+
 _LEXICON: list[_Cue] = [
     *_CONTRAST_CUES,
     *_COMPARATOR_CUES,
+    *_FORM_CUES,
     *_cues(
         "onset",
         0.8,
@@ -418,6 +539,22 @@ _DROP: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     (
+        # A reference list entry ("Doe A, Roe B. Title." or "Doe A et al. Title.").
+        "citation",
+        re.compile(
+            r"^[A-Z][\w'\u2019-]+ [A-Z]{1,3}(?: et al\.|, [A-Z][\w'\u2019-]+ [A-Z]{1,3}[.,])"
+        ),
+    ),
+    (
+        # Supplement-label boilerplate: a legal formula, not a claim about the product.
+        "disclaimer",
+        re.compile(
+            r"\b(?:not (?:been )?evaluated by the (?:fda|food and drug administration)"
+            r"|not intended to diagnose)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "about-the-article",
         re.compile(
             r"\b(?:this (?:article|post|blog(?: post)?|guide|page|content)|in this (?:article|"
@@ -460,6 +597,16 @@ _PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
         ),
     ),
     (
+        # A promise too vague to check ("could make a real difference").
+        "vague-promise",
+        0.4,
+        re.compile(
+            r"\b(?:(?:could|can|will) make a (?:real |big |huge )?difference"
+            r"|feel like (?:yourself|themselves|himself|herself) again)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "prediction",
         0.3,
         re.compile(
@@ -481,7 +628,8 @@ _PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
         "clinic-process",
         0.3,
         re.compile(
-            r"\b(?:follow-up (?:appointments|sessions)|you.ll meet|review (?:of )?(?:your )?"
+            r"\b(?:follow-up (?:appointments|sessions)|check in with you|you.ll meet"
+            r"|review (?:of )?(?:your )?"
             r"medical history|medical history review|adjustments to|comfortabl[ey]"
             r"|before being (?:cleared|allowed)|clinics? (?:offer|focus)|each provider"
             r"|(?:depend|depending|varying based) on (?:the )?individual|a thorough (?:evaluation|"
@@ -491,6 +639,15 @@ _PENALTIES: list[tuple[str, float, re.Pattern[str]]] = [
     ),
 ]
 
+_PRICE = re.compile(
+    r"(?:\$\s?\d|\bsave \d+\s?%|\b\d+\s?% off\b|\bfinancing\b|\bmembers(?:hips?)?\b"
+    r"|\bfree (?:shipping|session|consultation))",
+    re.IGNORECASE,
+)
+_COVERAGE = re.compile(
+    r"\b(?:insurance|insurers?|covered|coverage|out[- ]of[- ]pocket|hsa|fsa|reimburs\w+)\b",
+    re.IGNORECASE,
+)
 _TERMINAL = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _VERB_HINT = re.compile(
     r"\b(?:is|are|was|were|be|been|has|have|had|can|may|might|could|will|does|do|did"
@@ -500,7 +657,11 @@ _VERB_HINT = re.compile(
 
 
 def score_sentence(
-    sentence: str, *, context: Sequence[str] = ()
+    sentence: str,
+    *,
+    context: Sequence[str] = (),
+    listed: bool = False,
+    section: Sequence[str] = (),
 ) -> tuple[str, float, tuple[str, ...]] | None:
     """Categorise and score one sentence as a claim.
 
@@ -512,6 +673,15 @@ def score_sentence(
         Categories the sentence inherits: those of the list introduction it completes
         ("The most common side effects include:" for "- Nausea ..."), or of the sentence
         it refers back to ("This sensation is usually mild and temporary.").
+    listed : bool
+        The sentence is a list item. A bare item under an introduction ("Benefits",
+        "Side effects include:") is a fragment without a subject ("Boosts energy",
+        "Nausea"): with ``context`` it is a claim in the introduction's category, and
+        a short one is not a heading.
+    section : sequence of str
+        For a list item, the categories named by its section's heading ("Conditions We
+        Treat" → indication); the first one is the item's kind unless the item's own
+        cue is decisive.
 
     Returns
     -------
@@ -520,7 +690,12 @@ def score_sentence(
         claim at all (heading, question, call to action, contact details, statement
         about the article, or no cue).
     """
-    if _is_heading(sentence) or sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
+    # A bare list item is a claim fragment, unless it is set in title case ("- BDNF
+    # Production"): then it heads the paragraph below it.
+    introduced = listed and bool(context or section)
+    if _is_heading(sentence) and not (introduced and not _is_title_case(sentence)):
+        return None
+    if sentence.rstrip("\"'\u201d\u2019)").endswith("?"):
         return None
     if any(pattern.search(sentence) for _, pattern in _DROP):
         return None
@@ -572,11 +747,23 @@ def score_sentence(
     elif condition:
         per_category["indication"].append(0.35 * strength)
         cues.append((-1, f"indication:{condition}"))
-    # Context completes a sentence's own cues; it never makes a claim on its own.
+    # Context completes a sentence's own cues; it makes a claim on its own only for a
+    # list item, whose introduction is the other half of the sentence ("Side effects:"
+    # + "Nausea"). There the introduction also names the item's kind, unless the item's
+    # own cue is decisive (a figure, a comparison, a risk).
     has_own_cue = any(per_category.values())
-    for category in dict.fromkeys(context) if has_own_cue else ():
+    inherited: dict[str, float] = {}
+    if listed:
+        # A section heading speaks for its items before a list introduction does
+        # ("Conditions We Treat" over "We offer stem cell therapy for:").
+        for rank, category in enumerate(section):
+            inherited.setdefault(category, _SECTION_WEIGHT if rank == 0 else _CONTEXT_WEIGHT)
+    weight = _LIST_ITEM_WEIGHT if listed else _CONTEXT_WEIGHT
+    for category in context if has_own_cue or listed else ():
+        inherited.setdefault(category, weight)
+    for category, inherited_weight in inherited.items():
         if category in per_category:
-            per_category[category].append(_CONTEXT_WEIGHT)
+            per_category[category].append(inherited_weight)
             cues.append((-1, f"{category}:(context)"))
 
     scores = {c: _noisy_or(w) for c, w in per_category.items() if w}
@@ -612,7 +799,11 @@ def score_sentence(
         # the claims.
         score -= 0.3
         penalties.append("-list-introduction")
-    if not _VERB_HINT.search(sentence):
+    if _PRICE.search(sentence) and not _COVERAGE.search(sentence):
+        # The provider's own prices and offers are promotion; coverage is a claim.
+        score -= 0.5
+        penalties.append("-price")
+    if not _VERB_HINT.search(sentence) and not introduced:
         score -= 0.2
         penalties.append("-no-verb")
     score = round(min(max(score, 0.0), 1.0), 3)
@@ -621,6 +812,12 @@ def score_sentence(
 
 
 _CONTEXT_WEIGHT = 0.5
+# A list introduction ("Possible side effects include:") outweighs the item's weaker cues
+# and ties with its decisive ones.
+_LIST_ITEM_WEIGHT = 0.75
+# A section heading's first category names its items' kind over a 0.75 cue ("Weight
+# gain" under "Symptoms" is an indication), but not over a figure or an approval (0.8).
+_SECTION_WEIGHT = 0.78
 
 
 def extract_claims(text: str) -> list[ClaimCandidate]:
@@ -658,20 +855,25 @@ def score_sentences(text: str) -> list[ClaimCandidate]:
     """
     scored_all: list[ClaimCandidate] = []
     list_context: tuple[str, ...] = ()
+    section: tuple[str, ...] = ()
     previous: tuple[str, float] | None = None
     for start, end in split_sentences(text):
         sentence = text[start:end]
         line_start = text.rfind("\n", 0, start) + 1
         in_list = bool(text[line_start:start].strip())
+        # A bare item: the first sentence after a list marker ("- Boosts energy").
+        listed = in_list and _marker_end(text[line_start:start]) == start - line_start
+        if _is_section_heading(text, start, end):
+            section = _section_categories(sentence)
         if not in_list and not _continues_line(text, line_start, start):
             list_context = ()
         context = list(list_context)
         if previous is not None and previous[1] >= 0.35 and _ANAPHORA.search(sentence):
             context.append(previous[0])
-        scored = score_sentence(sentence, context=context)
+        scored = score_sentence(sentence, context=context, listed=listed, section=section)
 
         if sentence.rstrip().endswith(":"):
-            list_context = _introduced_categories(sentence)
+            list_context = _introduced_categories(sentence) or section
         if scored is None:
             previous = None
             continue
@@ -699,6 +901,55 @@ def _introduced_categories(sentence: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _is_section_heading(text: str, start: int, end: int) -> bool:
+    """Whether the sentence is a whole line heading a section ("Benefits", "Is It Safe?")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    if text[line_start:start].strip() or text[end : None if line_end < 0 else line_end].strip():
+        return False
+    sentence = text[start:end]
+    if sentence.endswith(":"):
+        return False
+    if sentence.endswith("?"):
+        return len(sentence.split()) <= _MAX_QUESTION_HEADING_WORDS
+    return _is_heading(sentence)
+
+
+_MAX_QUESTION_HEADING_WORDS = 8
+
+# The words of a section heading that say what kind of claim its bare list items make
+# ("Benefits" + "- Boosts energy" is an efficacy claim). A heading naming none of them
+# ("Our Most Popular Drips") hands nothing down.
+_SECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (category, re.compile(pattern, re.IGNORECASE))
+    for category, pattern in (
+        (
+            "safety",
+            r"\b(?:side[- ]effects?|risks?|safe(?:ty)?|warnings?|precautions"
+            r"|contraindications?|adverse)\b",
+        ),
+        (
+            "indication",
+            r"\b(?:symptoms|signs|conditions|what (?:we|it) treats?"
+            r"|who (?:is|should|can|may)|uses|used for|indications?|candidates?)\b",
+        ),
+        ("mechanism", r"\b(?:how (?:it|they|\w+) works?|how does|mechanisms?|the science)\b"),
+        ("efficacy", r"\b(?:benefits|results|advantages|what (?:it|\w+) can do)\b"),
+        (
+            "protocol",
+            r"\b(?:what to expect|how (?:is|are) \w+(?: \w+)? (?:given|done|used|taken)"
+            r"|procedure|protocol|dosing|dosage|what.s inside|ingredients)\b",
+        ),
+        ("regulatory", r"\b(?:fda|regulat\w+|approv\w+|legal)\b"),
+    )
+)
+
+
+def _section_categories(heading: str) -> tuple[str, ...]:
+    """The categories a section heading hands to the bare list items under it."""
+    return tuple(category for category, pattern in _SECTION_CUES if pattern.search(heading))
+
+
 def _words(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -712,11 +963,24 @@ def _is_heading(sentence: str) -> bool:
         return len(words) <= 6
     if len(words) <= 3:
         return True
-    content = [w for w in words if w[0].isalpha() and w.lower() not in _TITLE_SMALL_WORDS]
-    capitalised = sum(w[0].isupper() for w in content)
     # "Rapid Relief from Symptoms" is a heading; "- Relief often begins within hours",
     # a list item without a full stop, is a sentence.
-    return len(words) <= 12 and bool(content) and capitalised / len(content) >= 0.6
+    return len(words) <= 12 and _capitalised_share(words) >= 0.6
+
+
+def _is_title_case(sentence: str) -> bool:
+    """Whether most of two or more content words start with a capital ("BDNF Production")."""
+    words = sentence.split()
+    return len(_content_words(words)) >= 2 and _capitalised_share(words) >= 0.6
+
+
+def _content_words(words: Sequence[str]) -> list[str]:
+    return [w for w in words if w[0].isalpha() and w.lower() not in _TITLE_SMALL_WORDS]
+
+
+def _capitalised_share(words: Sequence[str]) -> float:
+    content = _content_words(words)
+    return sum(w[0].isupper() for w in content) / len(content) if content else 0.0
 
 
 _TITLE_SMALL_WORDS = frozenset(

@@ -169,6 +169,97 @@ def test_list_items_inherit_their_introduction() -> None:
     assert "indication:(context)" in claim.cues
 
 
+@pytest.mark.parametrize(
+    ("heading", "item", "category"),
+    [
+        ("Benefits", "Sharpens memory", "efficacy"),
+        ("Possible Side Effects", "Itching", "safety"),
+        ("Conditions We Treat", "Plantar fasciitis", "indication"),
+        ("How It Works", "Tightens loose connective fibres", "mechanism"),
+        ("Is It Safe?", "Mild tingling at the pad site", "safety"),
+    ],
+)
+def test_bare_list_items_take_their_section_heading_category(
+    heading: str, item: str, category: str
+) -> None:
+    text = f"{heading}\n- {item}\n"
+    [claim] = extract_claims(text)
+    assert claim.text == item
+    assert claim.category == category
+    assert f"{category}:(context)" in claim.cues
+
+
+def test_section_heading_names_the_kind_before_a_list_introduction() -> None:
+    text = "Conditions We Treat\nOur team uses skin cells for:\n- Vitiligo patches\n"
+    [claim] = extract_claims(text)
+    assert claim.category == "indication"
+
+
+def test_section_heading_outweighs_a_side_effect_word_in_its_items() -> None:
+    [claim] = extract_claims("Symptoms of Iron Deficiency\n- Headaches and fatigue\n")
+    assert claim.category == "indication"
+
+
+def test_bare_list_items_under_other_headings_are_not_claims() -> None:
+    assert extract_claims("Our Team\n- Sharpens memory\n- Itching\n") == []
+
+
+def test_section_heading_does_not_reach_prose_or_title_case_items() -> None:
+    text = "Benefits\n- Deeper Sleep\nSome clients sleep longer. Sharpens memory\n"
+    assert extract_claims(text) == []
+
+
+# Claims of other therapy areas, recognised by their form, not by topic words.
+FORM_CASES = [
+    ("Most clients notice firmer skin after five to eight weeks.", "onset"),
+    ("Hair density usually plateaus after the first year.", "onset"),
+    ("For full results, allow at least three months of regular use.", "onset"),
+    ("Each cryotherapy session lasts three minutes.", "protocol"),
+    ("Apply the cream twice a day to clean skin.", "protocol"),
+    ("We check your iron levels with blood tests every three months.", "protocol"),
+    ("The patch is not recommended while breastfeeding.", "safety"),
+    ("This supplement can interact with blood thinners.", "safety"),
+    ("Vitamin K2 activates a protein that moves calcium into bone tissue.", "mechanism"),
+    ("Collagen peptides signal fibroblasts to make new skin tissue.", "mechanism"),
+    ("A cold plunge burns stubborn fat and lifts your spirits.", "efficacy"),
+    ("Users lost an average of 4 kg over the study.", "statistic"),
+    ("Treated knees had twice the joint space of untreated knees.", "statistic"),
+    ("Our serum absorbs more deeply into the skin than ordinary creams.", "comparison"),
+    ("Compounded tirzepatide is sold by some online pharmacies.", "regulatory"),
+    ("Hypothyroidism is diagnosed when TSH stays above the reference range.", "indication"),
+]
+
+
+@pytest.mark.parametrize(("sentence", "category"), FORM_CASES)
+def test_claims_of_other_therapies_are_found_by_their_form(sentence: str, category: str) -> None:
+    [claim] = extract_claims(sentence)
+    assert claim.category == category
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Rivera K, Osei M. Cold water immersion reduces muscle soreness: a randomised trial.",
+        "Lindqvist A et al. Ketamine relieves treatment-resistant depression within hours.",
+        "These statements have not been evaluated by the Food and Drug Administration.",
+        "This supplement is not intended to diagnose, treat, cure or prevent depression.",
+        "Members save 15% on every cryotherapy session.",
+        "A three-month package costs $600, and financing is available.",
+        "One jar (60 capsules) costs $39.",
+        "Our founder is a nurse with over 12 years of experience in aesthetics.",
+        "Ten minutes in our cold plunge could make a real difference.",
+        "Integrating the benefits of breathwork into daily life is crucial.",
+    ],
+)
+def test_citations_disclaimers_and_prices_are_not_claims(sentence: str) -> None:
+    assert extract_claims(sentence) == []
+
+
+def test_insurance_statements_with_a_price_stay_claims() -> None:
+    [claim] = extract_claims("Insurance rarely covers it, so patients pay about $400 per session.")
+    assert claim.category == "access"
+
+
 def test_anaphora_carries_the_previous_claim() -> None:
     text = (
         "Many patients report a sense of dissociation during the infusion. "
