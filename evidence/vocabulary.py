@@ -12,10 +12,10 @@ Extending the vocabulary to a new therapy area is adding entries, not code::
 
     from evidence import vocabulary as v
     v.register(
-        v.Concept("hbot", "hyperbaric oxygen", (r"\\bhyperbaric\\s+oxygen\\b",),
-                  ("Hyperbaric Oxygenation",), kind="intervention", area="wound care"),
-        v.Concept("diabetic_foot", "diabetic foot ulcers", (r"\\bfoot\\s+ulcers?\\b",),
-                  ("Diabetic Foot",), kind="condition", area="wound care"),
+        v.Concept("acupuncture", "acupuncture", (r"\\bacupuncture\\b",),
+                  ("Acupuncture Therapy",), kind="intervention", area="ear"),
+        v.Concept("tinnitus", "tinnitus", (r"\\btinnitus\\b",), ("Tinnitus",),
+                  kind="condition", area="ear"),
     )
 
 (`extended` does the same for the length of a ``with`` block.) Everything that reads a
@@ -251,6 +251,48 @@ _INTERVENTIONS: tuple[Concept, ...] = (
     Concept("liraglutide", "liraglutide", (
         r"\bliraglutide\b", r"\bsaxenda\b", r"\bvictoza\b",
     ), ("Liraglutide",), kind="intervention", area="weight"),
+    # Wellness-clinic therapies: named so that claims about one never group with another.
+    Concept("nad", "NAD+ infusion", (
+        r"\bNAD\+?(?=\W|$)", r"\bnicotinamide\s+adenine\s+dinucleotide\b",
+    ), ("NAD",), kind="intervention", terms=("NAD", "nicotinamide adenine dinucleotide"),
+        area="wellness"),
+    Concept("iv_vitamins", "IV vitamin therapy", (
+        r"\b(?:iv|intravenous)\s+(?:vitamin|nutrient|micronutrient)s?\b",
+        r"\bvitamin\s+(?:drips?|infusions?)\b", r"\bmyers'?\s+cocktail\b",
+    ), kind="intervention", terms=("intravenous vitamin", "Myers cocktail"), area="wellness"),
+    Concept("hyperbaric_oxygen", "hyperbaric oxygen therapy", (
+        r"\bhyperbaric(?:\s+oxygen)?\b", r"(?-i:\bHBOT\b)",
+    ), ("Hyperbaric Oxygenation",), kind="intervention", terms=("hyperbaric",),
+        area="wellness"),
+    Concept("stem_cells", "stem cell therapy", (
+        r"\bstem[- ]cells?\s+(?:therapy|therapies|treatments?|injections?|infusions?)\b",
+        r"\bmesenchymal\s+stem\s+cells?\b", r"(?-i:\bMSCs?\b)",
+    ), ("Stem Cell Transplantation", "Mesenchymal Stem Cell Transplantation"),
+        kind="intervention", terms=("stem cell",), area="wellness"),
+    Concept("red_light", "red light therapy", (
+        r"\bred[- ]light(?:\s+therapy)?\b", r"\bphotobiomodulation\b",
+        r"\blow[- ]level\s+(?:laser|light)\s+therapy\b", r"\bnear[- ]infrared\s+light\b",
+    ), ("Low-Level Light Therapy",), kind="intervention",
+        terms=("photobiomodulation", "low-level light therapy", "red light"), area="wellness"),
+    Concept("cbd", "cannabidiol (CBD)", (
+        r"(?-i:\bCBD\b)", r"\bcannabidiol\b",
+    ), ("Cannabidiol",), kind="intervention", terms=("cannabidiol",), area="wellness"),
+    Concept("testosterone", "testosterone therapy", (
+        r"\btestosterone\s+(?:replacement|therapy|injections?|gels?|pellets?|cream)\b",
+        r"(?-i:\bTRT\b)",
+    ), ("Testosterone",), kind="intervention", terms=("testosterone",), area="wellness"),
+    Concept("probiotics", "probiotics", (r"\bprobiotics?\b",), ("Probiotics",),
+            kind="intervention", area="wellness"),
+    Concept("collagen", "collagen supplements", (
+        r"\bcollagen\s+(?:peptides|supplements?|powder|drinks?)\b",
+    ), kind="intervention", terms=("collagen supplementation",), area="wellness"),
+    Concept("prp", "platelet-rich plasma", (
+        r"\bplatelet[- ]rich\s+plasma\b", r"(?-i:\bPRP\b)",
+    ), ("Platelet-Rich Plasma",), kind="intervention", terms=("platelet-rich plasma",),
+        area="wellness"),
+    Concept("cryotherapy", "cryotherapy", (
+        r"\b(?:whole[- ]body\s+)?cryotherapy\b", r"\bcold\s+plunges?\b",
+    ), ("Cryotherapy",), kind="intervention", area="wellness"),
     Concept("psychotherapy", "psychotherapy", (
         r"\bpsychotherap\w*", r"\btalk\s+therapy\b", r"\bcognitive\s+behaviou?ral\b",
         r"(?-i:\bCBT\b)",

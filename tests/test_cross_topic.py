@@ -78,3 +78,22 @@ def test_benchmark_json_reports_seeds_and_both_cross_topic_parts(
     assert printed["overall"] != printed["cross_topic_tuning"]
     for key in ("cross_topic_tuning", "cross_topic_held_out"):
         assert set(printed[key]) == set(printed["overall"])
+
+
+def test_claims_of_different_therapies_never_share_a_canonical_claim() -> None:
+    from evidence.library import group_claims
+
+    split = json.loads((CORPUS / "split.json").read_text(encoding="utf-8"))
+    texts: list[str] = []
+    articles: list[str] = []
+    categories: list[str] = []
+    for stem in split["tuning"]:
+        for claim in json.loads((CORPUS / "annotations" / f"{stem}.json").read_text(
+                encoding="utf-8")):
+            texts.append(claim["text"])
+            articles.append(stem)
+            categories.append(claim["category"])
+    groups = group_claims(texts, articles=articles, categories=categories)
+    # Each article is about one therapy: a group across two articles joins two therapies.
+    assert [g.members for g in groups if len({articles[m] for m in g.members}) > 1] == []
+    assert len(groups) < len(texts)  # repeats within an article do group

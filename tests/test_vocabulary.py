@@ -11,48 +11,45 @@ from evidence.grading import ClaimContext, assess_indirectness, regulatory_state
 from ingest import citations
 from ingest.claims import extract_claims
 
-WOUND_CARE = (
-    vocabulary.Concept("hbot", "hyperbaric oxygen",
-                       (r"\bhyperbaric\s+oxygen\b", r"(?-i:\bHBOT\b)"),
-                       ("Hyperbaric Oxygenation",), kind="intervention", area="wound care"),
-    vocabulary.Concept("topical_oxygen", "topical oxygen", (r"\btopical\s+oxygen\b",),
-                       kind="intervention", area="wound care"),
-    vocabulary.Concept("diabetic_foot", "diabetic foot ulcers",
-                       (r"\b(?:diabetic\s+)?foot\s+ulcers?\b",), ("Diabetic Foot",),
-                       kind="condition", area="wound care"),
+ACUPUNCTURE = (
+    vocabulary.Concept("acupuncture", "acupuncture", (r"\bacupuncture\b",),
+                       ("Acupuncture Therapy",), kind="intervention", area="ear"),
+    vocabulary.Concept("hearing_aids", "hearing aids", (r"\bhearing\s+aids?\b",),
+                       ("Hearing Aids",), kind="intervention", area="ear"),
+    vocabulary.Concept("tinnitus", "tinnitus", (r"\btinnitus\b",), ("Tinnitus",),
+                       kind="condition", area="ear"),
 )
-CLAIM = "Hyperbaric oxygen helps adults with diabetic foot ulcers heal."
+CLAIM = "Acupuncture helps adults with tinnitus sleep better."
 
 
 def test_a_new_therapy_area_is_entries_not_code() -> None:
     # Before: the extractor sees no claim, the query has no concept block, nothing is
     # compared.
     assert [c.text for c in extract_claims(CLAIM)] == []
-    assert '"Hyperbaric Oxygenation"[mh]' not in match.build_pubmed_query(CLAIM)
-    before = assess_indirectness(CLAIM, study_title="Topical oxygen for diabetic foot ulcers")
+    assert '"Tinnitus"[mh]' not in match.build_pubmed_query(CLAIM)
+    before = assess_indirectness(CLAIM, study_title="Hearing aids for tinnitus")
     assert before.mismatches == ()
-    with vocabulary.extended(*WOUND_CARE):
+    with vocabulary.extended(*ACUPUNCTURE):
         # Claims: a therapy and a condition make the sentence an efficacy claim.
         [claim] = extract_claims(CLAIM)
         assert (claim.text, claim.category) == (CLAIM, "efficacy")
         # Queries: the new entries become PubMed blocks with their MeSH headings.
         query = match.build_pubmed_query(CLAIM, category="efficacy")
-        assert query.startswith('("hyperbaric oxygen"[tiab] OR "Hyperbaric Oxygenation"[mh])'
-                                ' AND ("diabetic foot ulcers"[tiab] OR "Diabetic Foot"[mh])')
-        # Indirectness and fit: another oxygen therapy does not fit; the same one does.
-        other = assess_indirectness(CLAIM, study_title="Topical oxygen for diabetic foot "
-                                                       "ulcers")
+        assert query.startswith('(acupuncture[tiab] OR "Acupuncture Therapy"[mh]) AND '
+                                '(tinnitus[tiab] OR "Tinnitus"[mh])')
+        # Indirectness and fit: another therapy does not fit; the same one does.
+        other = assess_indirectness(CLAIM, study_title="Hearing aids for tinnitus")
         assert not other.on_topic
         assert [(m.dimension, m.blocking) for m in other.mismatches] == [
             ("intervention", True)]
-        same = assess_indirectness(CLAIM, study_title="Hyperbaric oxygen therapy in adults "
-                                                      "with diabetic foot ulcers")
+        same = assess_indirectness(CLAIM, study_title="Acupuncture in adults with chronic "
+                                                      "tinnitus")
         assert same.on_topic and not same.mismatches
         # The claim library: claims about different therapies never group.
-        assert library.claim_similarity("Hyperbaric oxygen heals diabetic foot ulcers.",
-                                        "Topical oxygen heals diabetic foot ulcers.") == 0.0
+        assert library.claim_similarity("Acupuncture quiets tinnitus within weeks.",
+                                        "Hearing aids quiet tinnitus within weeks.") == 0.0
     # Leaving the block restores the vocabulary.
-    assert vocabulary.get("intervention", "hbot") is None
+    assert vocabulary.get("intervention", "acupuncture") is None
     assert [c.text for c in extract_claims(CLAIM)] == []
 
 
