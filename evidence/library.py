@@ -1111,6 +1111,8 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
     library (:class:`LibraryIndex`), so the library's sentences are not read again. With
     the ``[semantic]`` extra, the claims of the call are embedded in one batch. The score
     is kept on the claim (``canonical_score``) so a reviewer can see why it was grouped.
+    A claim that joins is indexed as a member of its canonical claim in this process's
+    index; an index rebuilt from the database knows each canonical claim's key only.
 
     Parameters
     ----------
