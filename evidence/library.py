@@ -996,6 +996,8 @@ class _Cached:
     index: LibraryIndex
     max_id: int = 0
     count: int = 0
+    # Canonical claims whose stored members are in the index (read when first a candidate).
+    members_loaded: set[Hashable] = field(default_factory=set)
 
 
 _CACHE: dict[tuple[str, GroupingRule], _Cached] = {}
@@ -1111,8 +1113,9 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
     library (:class:`LibraryIndex`), so the library's sentences are not read again. With
     the ``[semantic]`` extra, the claims of the call are embedded in one batch. The score
     is kept on the claim (``canonical_score``) so a reviewer can see why it was grouped.
-    A claim that joins is indexed as a member of its canonical claim in this process's
-    index; an index rebuilt from the database knows each canonical claim's key only.
+    A claim that joins is indexed as a member of its canonical claim; an index rebuilt
+    from the database reads a candidate group's stored members the first time it is a
+    candidate.
 
     Parameters
     ----------
@@ -1137,6 +1140,7 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
     vectors = encode([c.text for c in claims]) if encode is not None and claims else None
     for i, (claim, key) in enumerate(zip(claims, keys, strict=True)):
         vector = vectors[i] if vectors is not None else None
+        _load_members(session, cached, cached.index.candidates(key))
         found = _matching_canonical(session, cached.index, key, vector, encode)
         if found is None:
             target = _create_canonical(session, claim=claim, actor=actor,
@@ -1148,6 +1152,7 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
                              statement=target.statement, vector=vector)
             cached.max_id = max(cached.max_id, target.id)
             cached.count += 1
+            cached.members_loaded.add(target.id)
         else:
             target, score = found
             cached.index.add_member(target.id, key, vector=vector)
@@ -1155,6 +1160,38 @@ def assign_canonical(*, session: Session, claims: Sequence[Claim], actor: str,
         claim.canonical_score = round(score, 4)
         session.add(claim)
     session.flush()
+
+
+def _load_members(session: Session, cached: _Cached, groups: Sequence[Hashable]) -> None:
+    """Index the stored members of candidate canonical claims not read yet.
+
+    An index built from the database knows each canonical claim's key; its members are
+    read the first time the group is a candidate (at most :data:`MAX_MEMBERS`, oldest
+    first), so a new process groups as the process that built the library did, at a cost
+    that follows the candidates, not the library's size.
+    """
+    missing = [g for g in groups if g not in cached.members_loaded and g in cached.index]
+    if not missing:
+        return
+    rows = session.exec(
+        select(Claim.canonical_id, Claim.text, Claim.category, Claim.article_id)
+        .where(col(Claim.canonical_id).in_(missing)).order_by(col(Claim.id))
+    ).all()
+    by_group: dict[Hashable, list[tuple[str, str, int]]] = {}
+    for canonical_id, text, category, article_id in rows:
+        by_group.setdefault(canonical_id, []).append((text, category, article_id))
+    subjects: dict[int, tuple[str, ...]] = {}
+    for group in missing:
+        cached.members_loaded.add(group)
+        # The first member is the canonical claim's own key, already indexed.
+        for text, category, article_id in by_group.get(group, [])[1:MAX_MEMBERS]:
+            if article_id not in subjects:
+                texts = session.exec(select(Claim.text)
+                                     .where(Claim.article_id == article_id)).all()
+                subjects[article_id] = article_subjects(list(texts))
+            key = claim_key(text, subjects=subjects[article_id], category=category)
+            if not cached.index.add_member(group, key):
+                break
 
 
 def _matching_canonical(session: Session, index: LibraryIndex, key: ClaimKey,

@@ -454,3 +454,23 @@ def test_scale_benchmark_reports_both_windows() -> None:
     assert result["articles"] == 12 and result["claims"] == 12 * 12
     assert 0 < result["canonical_claims"] <= result["claims"]
     assert result["first_window_s"] > 0 and result["ratio_last_to_first"] is not None
+
+
+def test_an_index_rebuilt_from_the_database_reads_a_candidates_members(
+        session: Session) -> None:
+    first = _article(session, "Ketamine relieves depression within hours.", "a.txt")
+    library.assign_canonical(session=session, claims=first, actor="t", settings=LEXICAL)
+    second = _article(session, "Ketamine can relieve depressive symptoms within hours.",
+                      "b.txt")
+    library.assign_canonical(session=session, claims=second, actor="t", settings=LEXICAL)
+    session.commit()
+    group = first[0].canonical_id
+    assert second[0].canonical_id == group
+    library._CACHE.clear()  # a new process: the index is rebuilt from the database
+    third = _article(session, "Ketamine relieves depressive symptoms within hours.", "c.txt")
+    library.assign_canonical(session=session, claims=third, actor="t", settings=LEXICAL)
+    session.commit()
+    assert third[0].canonical_id == group
+    [cached] = library._CACHE.values()
+    # The canonical claim's own key, b.txt's stored member, and the claim just joined.
+    assert cached.index.members(group) == 3
