@@ -65,14 +65,14 @@ class Settings(BaseSettings):
         "claim until they have submitted their own.",
     )
     claim_group_threshold: float = Field(
-        default=0.7,
+        default=0.66,
         validation_alias="CLAIM_GROUP_THRESHOLD",
         description="Score (0-1: shared wording plus agreement of the claims' frames, i.e. "
-        "category, outcome, comparator and numbers) at or above which a new claim joins a "
-        "canonical claim in the claim library.",
+        "category, outcome, comparator and numbers), averaged over a canonical claim's indexed "
+        "members, at or above which a new claim joins it in the claim library.",
     )
     claim_group_semantic_threshold: float = Field(
-        default=0.8,
+        default=0.75,
         validation_alias="CLAIM_GROUP_SEMANTIC_THRESHOLD",
         description="Mixed score (0-1: embedding cosine and the score without embeddings) at "
         "or above which a new claim joins a canonical claim its score without embeddings falls "
