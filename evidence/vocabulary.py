@@ -471,8 +471,17 @@ def find(kind: str, text: str) -> set[str]:
 def mentions(kind: str, text: str) -> list[tuple[int, int, str]]:
     """Every ``(start, end, key)`` where ``text`` names an entry of ``kind``, in order.
 
-    A match inside a longer match of another entry does not count (see `find`).
+    A match inside a longer match of another entry does not count (see `find`). Results
+    are cached per vocabulary version: linking reads the same titles and abstracts for
+    every claim they are a candidate for.
     """
+    if kind not in _ACTIVE:
+        raise ValueError(f"unknown concept kind {kind!r}; expected one of {KINDS}")
+    return list(_mentions(kind, text, version()))
+
+
+@lru_cache(maxsize=8192)
+def _mentions(kind: str, text: str, _version: int) -> tuple[tuple[int, int, str], ...]:
     hits: set[tuple[int, int, str]] = set()
     for concept in concepts(kind):
         for pattern in _compiled(concept):
@@ -489,7 +498,7 @@ def mentions(kind: str, text: str) -> list[tuple[int, int, str]]:
             kept.append((start, end, key))
         if reach is None or end > reach[0]:
             reach = (end, start, key)
-    return kept
+    return tuple(kept)
 
 
 def occurrences(kind: str, text: str) -> dict[str, int]:
