@@ -1431,8 +1431,9 @@ def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
     * indirectness: every best study is indirect (another population, form, route; or
       relevance rated low).
 
-    Evidence that is only uncontrolled is capped at low. Imprecision and publication bias
-    are left to the reviewer. The level never goes below very low.
+    Uncontrolled evidence therefore never rises above low (it starts there and is not
+    upgraded). Imprecision and publication bias are left to the reviewer. The level never
+    goes below very low.
 
     Parameters
     ----------
@@ -1549,12 +1550,6 @@ def suggest_certainty(evidence: Sequence[LinkEvidence]) -> CertaintySuggestion:
         reasons.append(f"rated down one level for {domain.replace('_', ' ')}: {reason}")
     if GRADE_LEVELS.index(start_level) + len(downgrades) >= len(GRADE_LEVELS):
         reasons.append("already at very low: further downgrades cannot lower it")
-    if all(i.design in _UNCONTROLLED + _NON_HUMAN or i.design == UNKNOWN
-           or _start(i)[0] == "very_low" for i in body):
-        capped = level if _strength(level) <= _strength("low") else "low"
-        if capped != level:
-            reasons.append("only uncontrolled evidence: at most low")
-        level = capped
     partial = [i for i in best if i.stance == "partially_supports"]
     if partial and len(partial) == len(supporting) and not contradicting:
         reasons.append(f"the best evidence only partly supports the claim ({_names(partial)}):"

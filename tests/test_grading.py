@@ -957,8 +957,10 @@ def test_certainty_indirectness_names_the_dimensions() -> None:
 
 def test_certainty_only_uncontrolled_evidence_is_at_most_low() -> None:
     for design in ("case_series", "case_report"):
-        got = suggest_certainty([ev(design, stance="supports")])
-        assert got.level in ("low", "very_low")
+        many = [ev(design, stance="supports", label=f"PMID {i}") for i in range(5)]
+        got = suggest_certainty(many)
+        assert got.start_level == "low" and got.level == "very_low"
+        assert any("no control group" in reason for _, reason in got.downgrades)
 
 
 def test_certainty_leaves_imprecision_and_publication_bias_to_reviewer() -> None:
