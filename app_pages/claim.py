@@ -315,8 +315,8 @@ if add:
     try:
         cleaned = review.clean_pmid(pmid or "")
         if ui.FETCH_STUDY is not None:
-            review.require_reviewer(user)  # fetching writes too: not for viewers
             with ui.reading() as session:
+                review.require_reviewer(session, user)  # fetching writes too: not for viewers
                 known = queries.has_study(session, cleaned)
             if not known:
                 with st.spinner(f"Fetching PMID {cleaned} from PubMed…"):

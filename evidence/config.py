@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Group claims by meaning (sentence embeddings) when the [semantic] extra "
         "is installed; off: lexical grouping only.",
     )
+    cli_user: str | None = Field(
+        default=None,
+        validation_alias="SUBSTANTIATE_USER",
+        description="Username the CLI acts as for writes that need a role (`users`, "
+        "`claims regroup`); `--as USER` overrides it.",
+    )
     app_port: int = Field(
         default=8501,
         validation_alias="SUBSTANTIATE_APP_PORT",

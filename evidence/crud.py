@@ -2,6 +2,16 @@
 
 Each mutation appends an audit event in the same transaction; edits of versioned rows are
 compare-and-swap on ``version`` so a stale write is refused with ``StaleWrite``.
+
+Roles
+-----
+A write that needs a role takes the acting user (``user=`` or ``actor=``: an ``AppUser``,
+of which only the id is read, or a user id) and checks it with ``acting_user``, which
+reads the user's row, role and ``active`` flag from the database in the write's own
+transaction. A role or flag carried by the object passed in is never trusted, and a role
+changed since the caller loaded the user is the one that counts. The audit event names
+the user's stored username. Writes that take an actor *string* (``ingest_run``,
+``update_versioned``) are for jobs and for the checked writes here, never for a person.
 """
 
 from __future__ import annotations
@@ -13,13 +23,17 @@ from typing import Any, Protocol, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, update
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy import Engine, text, update
+from sqlmodel import Session, SQLModel, col, select
 
 from evidence import audit, library
 from evidence.db import session_scope
 from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.models import (
+    ADJUDICATE_ROLES,
+    ADMIN,
+    CLAIM_STATUSES,
+    REVIEW_ROLES,
     ROLES,
     AppUser,
     CanonicalClaim,
@@ -29,6 +43,10 @@ from evidence.models import (
 )
 
 T = TypeVar("T", bound=SQLModel)
+
+Acting = AppUser | int | None
+"""The acting user as a write receives it: an ``AppUser`` (only its ``id`` is used), a user
+id, or ``None`` (nobody signed in)."""
 
 SYSTEM = "system"
 MIN_PASSWORD = 8
@@ -200,7 +218,7 @@ def _close_run(engine: Engine, log: RunLog, *, status: str, error: str | None) -
 
 def regroup_claim(
     *, session: Session, claim_id: int, canonical_id: int | None, expected_version: int,
-    actor: str, new_statement: str | None = None,
+    user: Acting, new_statement: str | None = None,
 ) -> Claim:
     """Move a claim to another canonical claim (or a new one with ``new_statement``).
 
@@ -214,8 +232,9 @@ def regroup_claim(
         The canonical claim it joins; ``None`` starts a new one (a split).
     expected_version
         The claim's version the caller showed; a stale write is refused.
-    actor
-        Recorded in the audit trail.
+    user
+        The acting reviewer, adjudicator or admin (see ``acting_user``); their username is
+        recorded in the audit trail.
     new_statement
         The new canonical claim's wording (default: the claim's).
 
@@ -226,11 +245,14 @@ def regroup_claim(
 
     Raises
     ------
+    PermissionDenied
+        No user, an unknown or deactivated user, or a viewer.
     NotFound
         No such claim or canonical claim.
     StaleWrite
         The claim changed since ``expected_version``.
     """
+    actor = acting_user(session, user, *REVIEW_ROLES).username
     claim = session.get(Claim, claim_id)
     if claim is None:
         raise NotFound(f"claim {claim_id} does not exist")
@@ -254,16 +276,51 @@ def regroup_claim(
                             actor=actor, action="claim.regroup")
 
 
-def edit_claim(*, session: Session, claim_id: int, expected_version: int, actor: str,
+def edit_claim(*, session: Session, claim_id: int, expected_version: int, user: Acting,
                category: str | None = None, status: str | None = None) -> Claim:
-    """Change a claim's category or status (versioned, audited)."""
+    """Change a claim's category or status (versioned, audited).
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    claim_id, expected_version
+        The claim, and its version the caller showed.
+    user
+        The acting user (see ``acting_user``): a reviewer, adjudicator or admin may change
+        the category; setting the status by hand (it normally follows the verdicts) needs
+        an adjudicator or admin.
+    category, status
+        The new values; ``None`` leaves one as it is. ``status`` is one of
+        ``CLAIM_STATUSES``.
+
+    Returns
+    -------
+    Claim
+
+    Raises
+    ------
+    PermissionDenied
+        No user, an unknown or deactivated user, or a role that may not make the change.
+    InputError
+        Unknown status.
+    NotFound
+        No such claim.
+    StaleWrite
+        The claim changed since ``expected_version``.
+    """
+    actor = acting_user(session, user,
+                        *(ADJUDICATE_ROLES if status is not None else REVIEW_ROLES))
     changes: dict[str, Any] = {}
     if category is not None:
         changes["category"] = category
     if status is not None:
+        if status not in CLAIM_STATUSES:
+            raise InputError(f"unknown claim status {status!r}; statuses: "
+                             f"{', '.join(CLAIM_STATUSES)}")
         changes["status"] = status
     return update_versioned(session, Claim, claim_id, expected_version=expected_version,
-                            changes=changes, actor=actor, action="claim.edit")
+                            changes=changes, actor=actor.username, action="claim.edit")
 
 
 # --------------------------------------------------------------------------- users
@@ -275,15 +332,41 @@ def hash_password(password: str) -> str:
 
 
 def add_user(*, session: Session, username: str, role: str, password: str | None,
-             actor: str = SYSTEM, display_name: str = "") -> AppUser:
-    """Create a user.
+             actor: Acting, display_name: str = "") -> AppUser:
+    """Create a user (admins only; the very first user needs no actor).
+
+    Parameters
+    ----------
+    session
+        Open session; the caller commits.
+    username, role, password, display_name
+        The new user. ``password`` ``None``: a single-sign-on user without a password.
+    actor
+        The acting admin (see ``acting_user``). Bootstrap: while the database has no user
+        at all, ``actor`` may be ``None`` and the new user must then be an admin (on
+        PostgreSQL the table is locked while this is decided, so two first users cannot
+        both be created).
+
+    Returns
+    -------
+    AppUser
 
     Raises
     ------
+    PermissionDenied
+        No actor (once users exist), an unknown or deactivated actor, a non-admin, or a
+        first user who is not an admin.
     InputError
         Unknown role, empty name, the username is taken, or a password shorter than
-        ``MIN_PASSWORD`` characters (``None``: a single-sign-on user without a password).
+        ``MIN_PASSWORD`` characters.
     """
+    if actor is None and _no_users_yet(session):
+        if role != ADMIN:
+            raise PermissionDenied(f"there are no users yet: the first user must be an "
+                                   f"{ADMIN}, not a {role}")
+        by = SYSTEM
+    else:
+        by = acting_user(session, actor, ADMIN).username
     username = username.strip()
     if not username:
         raise InputError("a username is required")
@@ -297,19 +380,85 @@ def add_user(*, session: Session, username: str, role: str, password: str | None
                    password_hash=hash_password(password) if password else None)
     session.add(user)
     session.flush()
-    audit.record(session, actor=actor, action="user.add", entity="app_user",
+    audit.record(session, actor=by, action="user.add", entity="app_user",
                  entity_id=user.id, after=audit.snapshot(user))
     return user
 
 
+def _no_users_yet(session: Session) -> bool:
+    """Whether the user table is empty; on PostgreSQL it stays locked against new users
+    until the transaction ends, so the answer holds for the caller's bootstrap."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE app_user IN SHARE ROW EXCLUSIVE MODE"))
+    return session.exec(select(AppUser.id).limit(1)).first() is None
+
+
 def set_user_role(*, session: Session, user_id: int, role: str, expected_version: int,
-                  actor: AppUser) -> AppUser:
-    """Change a user's role (admins only)."""
-    require_role(actor, "admin")
+                  actor: Acting) -> AppUser:
+    """Change a user's role (admins only; versioned and audited).
+
+    Raises
+    ------
+    PermissionDenied
+        No actor, an unknown or deactivated actor, or a non-admin.
+    InputError
+        Unknown role, or the change would leave no active admin.
+    NotFound
+        No such user.
+    StaleWrite
+        The user row changed since ``expected_version``.
+    """
+    by = acting_user(session, actor, ADMIN)
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if role != ADMIN:
+        _keep_an_admin(session, user_id)
     return update_versioned(session, AppUser, user_id, expected_version=expected_version,
-                            changes={"role": role}, actor=actor.username, action="user.role")
+                            changes={"role": role}, actor=by.username, action="user.role")
+
+
+def set_user_active(*, session: Session, user_id: int, active: bool, expected_version: int,
+                    actor: Acting) -> AppUser:
+    """Deactivate a user (they can no longer sign in or write) or reactivate them.
+
+    Admins only; versioned and audited. Users are never deleted: their reviews and audit
+    events keep pointing at them.
+
+    Raises
+    ------
+    PermissionDenied
+        No actor, an unknown or deactivated actor, or a non-admin.
+    InputError
+        Deactivating the last active admin.
+    NotFound
+        No such user.
+    StaleWrite
+        The user row changed since ``expected_version``.
+    """
+    by = acting_user(session, actor, ADMIN)
+    if not active:
+        _keep_an_admin(session, user_id)
+    return update_versioned(session, AppUser, user_id, expected_version=expected_version,
+                            changes={"active": active},
+                            actor=by.username,
+                            action="user.activate" if active else "user.deactivate")
+
+
+def _keep_an_admin(session: Session, user_id: int) -> None:
+    """Refuse a change that takes ``user_id`` away from the active admins if they are the
+    last one (nobody could manage users any more)."""
+    admins = session.exec(
+        select(AppUser.id).where(AppUser.role == ADMIN, col(AppUser.active))
+        .with_for_update(read=True)
+    ).all()
+    if list(admins) == [user_id]:
+        raise InputError("this is the last active admin; make someone else an admin first")
+
+
+def find_user(session: Session, *, username: str) -> AppUser | None:
+    """The user with this username (active or not), or ``None``."""
+    return session.exec(select(AppUser).where(AppUser.username == username.strip())).first()
 
 
 def authenticate(*, session: Session, username: str, password: str) -> AppUser | None:
@@ -324,21 +473,53 @@ def authenticate(*, session: Session, username: str, password: str) -> AppUser |
     return user
 
 
-def require_role(user: AppUser | None, *allowed: str) -> AppUser:
-    """Return ``user`` if its role is one of ``allowed`` (admin always passes).
+def acting_user(session: Session, user: Acting, *allowed: str) -> AppUser:
+    """The acting user's row, read in this transaction, if they may do a write.
+
+    Role and ``active`` come from the database, never from the object passed in (an
+    ``AppUser`` built or kept in memory only names the user by its id). The row is read
+    afresh (a long-lived session's cached copy is replaced) and, on PostgreSQL, locked
+    ``FOR SHARE`` until the transaction ends: a role change committed before this call is
+    seen, and one attempted after it waits until the write is committed.
+
+    Parameters
+    ----------
+    session
+        The session carrying the write's transaction.
+    user
+        The acting user: an ``AppUser`` (its id) or a user id; ``None`` when nobody is
+        signed in.
+    allowed
+        Roles that may do the write; an admin always may. None given: any active user.
+
+    Returns
+    -------
+    AppUser
+        The stored row; its ``username`` is what the audit trail records.
 
     Raises
     ------
     PermissionDenied
-        No signed-in user, or the role does not allow the action.
+        No user, an id that is no user's, a deactivated user, or a role not allowed.
     """
     if user is None:
         raise PermissionDenied("sign in first")
-    if user.role == "admin" or user.role in allowed:
-        return user
-    raise PermissionDenied(
-        f"{user.username} is a {user.role}; this needs the role {' or '.join(allowed)}"
-    )
+    user_id = user if isinstance(user, int) else user.id
+    if user_id is None:
+        raise PermissionDenied("the acting user is not a stored user (it has no id)")
+    row = session.exec(
+        select(AppUser).where(AppUser.id == user_id).with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise PermissionDenied(f"user {user_id} does not exist")
+    if not row.active:
+        raise PermissionDenied(f"{row.username} is deactivated")
+    if allowed and row.role != ADMIN and row.role not in allowed:
+        raise PermissionDenied(
+            f"{row.username} is a {row.role}; this needs the role {' or '.join(allowed)}"
+        )
+    return row
 
 
 def count_users(session: Session) -> int:

@@ -31,6 +31,11 @@ CITATION_STATUSES = ("pending", "resolved", "not_scholarly", "not_in_pubmed", "n
                      "unavailable")
 LINK_ORIGINS = ("cited", "manual", "pubmed", "local")
 ROLES = ("viewer", "reviewer", "adjudicator", "admin")
+# Who may do what (``crud.acting_user``; admin always passes): write reviews, assessments,
+# manual links and claim regrouping; record final verdicts and set a claim's status.
+REVIEW_ROLES = ("reviewer", "adjudicator")
+ADJUDICATE_ROLES = ("adjudicator",)
+ADMIN = "admin"
 SUBSTANTIATION = ("substantiated", "partially_substantiated", "unsubstantiated",
                   "contradicted", "not_checkable")
 DOMAIN_RATINGS = ("not_serious", "serious", "very_serious")

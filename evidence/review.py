@@ -1,8 +1,11 @@
 """The review workflow: assessments, verdicts, adjudication, manual links and agreement.
 
-Every write here takes the acting ``AppUser``, checks its role with ``crud.require_role``
-(a viewer is refused with ``PermissionDenied`` whatever the page shows), validates its
-input against the vocabularies in ``evidence.models``, and is audited with the user's
+Every write here takes the acting user (an ``AppUser``, of which only the id is read, or a
+user id) and checks it with ``crud.acting_user``: the user's role and ``active`` flag are
+read from the database in the write's own transaction, so a viewer, a deactivated user or
+a forged object is refused with ``PermissionDenied`` whatever the page shows, and a role
+changed since the page loaded the user is the one that counts. Each write validates its
+input against the vocabularies in ``evidence.models`` and is audited with the user's stored
 username as actor in the same transaction.
 
 Edits are optimistic: the caller passes the ``version`` of the row it showed the user
@@ -42,11 +45,14 @@ from evidence.errors import InputError, NotFound, PermissionDenied, StaleWrite
 from evidence.grading import CertaintySuggestion, certainty_departs
 from evidence.models import (
     ACTIONS,
+    ADJUDICATE_ROLES,
+    ADMIN,
     CERTAINTY,
     CLAIM_SOURCE_KINDS,
     DOMAIN_RATINGS,
     GRADE_DOMAINS,
     RELEVANCE,
+    REVIEW_ROLES,
     STANCES,
     SUBSTANTIATION,
     AppUser,
@@ -59,10 +65,6 @@ from evidence.models import (
     Study,
     Verdict,
 )
-
-# Roles allowed to write reviews; admin always passes ``crud.require_role``.
-REVIEW_ROLES = ("reviewer", "adjudicator")
-ADJUDICATE_ROLES = ("adjudicator",)
 
 # Queue priority = check-worthiness x (1 + the sum of the weights of the claim's flags).
 # A claim resting on retracted evidence is twice as urgent as the same claim unflagged; a
@@ -367,7 +369,7 @@ def _write_row(
 def save_assessment(
     session: Session,
     *,
-    user: AppUser | None,
+    user: crud.Acting,
     link_id: int,
     stance: str,
     relevance: str = "medium",
@@ -396,7 +398,7 @@ def save_assessment(
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     InputError
         Unknown stance or relevance.
     NotFound
@@ -404,7 +406,7 @@ def save_assessment(
     StaleWrite
         The assessment changed (or was created) since the form showed it.
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
+    user = crud.acting_user(session, user, *REVIEW_ROLES)
     assert user.id is not None
     _check(stance, STANCES, "stance")
     _check(relevance, RELEVANCE, "relevance")
@@ -430,7 +432,7 @@ def save_assessment(
 def save_verdict(
     session: Session,
     *,
-    user: AppUser | None,
+    user: crud.Acting,
     claim_id: int,
     substantiation: str,
     certainty: str,
@@ -470,7 +472,7 @@ def save_verdict(
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     InputError
         An unknown value, or no rationale for a departure from the suggestion.
     NotFound
@@ -478,7 +480,7 @@ def save_verdict(
     StaleWrite
         The verdict changed (or was created, e.g. in another tab) since the form showed it.
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
+    user = crud.acting_user(session, user, *REVIEW_ROLES)
     return _save(session, user=user, claim_id=claim_id, kind="review",
                  substantiation=substantiation, certainty=certainty, action=action,
                  domains=domains, rationale=rationale, expected_version=expected_version)
@@ -487,7 +489,7 @@ def save_verdict(
 def save_final_verdict(
     session: Session,
     *,
-    user: AppUser | None,
+    user: crud.Acting,
     claim_id: int,
     substantiation: str,
     certainty: str,
@@ -503,7 +505,7 @@ def save_final_verdict(
     two finals. Parameters, returns and errors are those of ``save_verdict``, except that
     the role must be adjudicator (or admin).
     """
-    user = crud.require_role(user, *ADJUDICATE_ROLES)
+    user = crud.acting_user(session, user, *ADJUDICATE_ROLES)
     return _save(session, user=user, claim_id=claim_id, kind="final",
                  substantiation=substantiation, certainty=certainty, action=action,
                  domains=domains, rationale=rationale, expected_version=expected_version)
@@ -625,7 +627,7 @@ class GroupVerdicts:
 def apply_verdict_to_group(
     *,
     session: Session,
-    user: AppUser | None,
+    user: crud.Acting,
     verdict_id: int,
     expected_version: int,
     overwrite: bool = False,
@@ -661,8 +663,8 @@ def apply_verdict_to_group(
     Raises
     ------
     PermissionDenied
-        No user, a viewer, a review verdict of another reviewer, or a final verdict applied
-        by a reviewer.
+        No user, an unknown or deactivated user, a viewer, a review verdict of another
+        reviewer, or a final verdict applied by a reviewer.
     NotFound
         No such verdict.
     InputError
@@ -670,13 +672,13 @@ def apply_verdict_to_group(
     StaleWrite
         The verdict changed since ``expected_version``.
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
+    user = crud.acting_user(session, user, *REVIEW_ROLES)
     assert user.id is not None
     source = session.get(Verdict, verdict_id)
     if source is None:
         raise NotFound(f"verdict {verdict_id} does not exist")
     if source.kind == "final":
-        crud.require_role(user, *ADJUDICATE_ROLES)
+        crud.acting_user(session, user, *ADJUDICATE_ROLES)
     elif source.reviewer_id != user.id:
         raise PermissionDenied("you can apply only your own verdict to a canonical claim")
     claim = _lock_claim(session, source.claim_id)
@@ -734,7 +736,7 @@ def _apply_refusal(member: Claim, existing: Verdict | None, source: Verdict, *,
     return None
 
 
-def merge_groups(*, session: Session, user: AppUser | None, source_id: int,
+def merge_groups(*, session: Session, user: crud.Acting, source_id: int,
                  target_id: int) -> list[Claim]:
     """Move every claim of one canonical claim into another (versioned, audited).
 
@@ -755,13 +757,13 @@ def merge_groups(*, session: Session, user: AppUser | None, source_id: int,
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     InputError
         The two are the same canonical claim.
     NotFound
         Either canonical claim does not exist.
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
+    user = crud.acting_user(session, user, *REVIEW_ROLES)
     if source_id == target_id:
         raise InputError("a canonical claim cannot be merged into itself")
     for cid in (source_id, target_id):
@@ -777,11 +779,11 @@ def merge_groups(*, session: Session, user: AppUser | None, source_id: int,
         moved.append(crud.regroup_claim(session=session, claim_id=member.id,
                                         canonical_id=target_id,
                                         expected_version=locked.version,
-                                        actor=user.username))
+                                        user=user))
     return moved
 
 
-def split_claim(*, session: Session, user: AppUser | None, claim_id: int,
+def split_claim(*, session: Session, user: crud.Acting, claim_id: int,
                 expected_version: int, statement: str | None = None) -> Claim:
     """Move a claim out of its canonical claim into a new one of its own.
 
@@ -803,27 +805,29 @@ def split_claim(*, session: Session, user: AppUser | None, claim_id: int,
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     NotFound
         No such claim.
     StaleWrite
         The claim changed since ``expected_version``.
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
     return crud.regroup_claim(session=session, claim_id=claim_id, canonical_id=None,
-                              expected_version=expected_version, actor=user.username,
+                              expected_version=expected_version, user=user,
                               new_statement=(statement or "").strip() or None)
 
 
-def require_reviewer(user: AppUser | None) -> AppUser:
-    """``user`` if they may write reviews (reviewer, adjudicator, admin).
+def require_reviewer(session: Session, user: crud.Acting) -> AppUser:
+    """The acting user's row if they may write reviews (reviewer, adjudicator, admin).
+
+    For a screen that is about to start work that writes (fetching a study) before the
+    write itself: role and ``active`` are read from the database (``crud.acting_user``).
 
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     """
-    return crud.require_role(user, *REVIEW_ROLES)
+    return crud.acting_user(session, user, *REVIEW_ROLES)
 
 
 def clean_pmid(pmid: str) -> str:
@@ -846,7 +850,7 @@ _SOURCE_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 def add_claim_source(
     session: Session,
     *,
-    user: AppUser | None,
+    user: crud.Acting,
     claim_id: int,
     kind: str,
     url: str,
@@ -880,13 +884,13 @@ def add_claim_source(
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     InputError
         Unknown kind, a URL that is not http(s), or the same URL already attached.
     NotFound
         No such claim.
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
+    user = crud.acting_user(session, user, *REVIEW_ROLES)
     _check(kind, CLAIM_SOURCE_KINDS, "source kind")
     url = url.strip()
     if not _SOURCE_URL_RE.match(url) or len(url) > 2000:
@@ -908,7 +912,7 @@ def add_claim_source(
 def add_manual_link(
     session: Session,
     *,
-    user: AppUser | None,
+    user: crud.Acting,
     claim_id: int,
     pmid: str,
     fetch: FetchStudy | None = None,
@@ -940,13 +944,13 @@ def add_manual_link(
     Raises
     ------
     PermissionDenied
-        No user, or a viewer.
+        No user, an unknown or deactivated user, or a viewer.
     InputError
         The PMID is malformed, or the study is already linked to the claim.
     NotFound
         No such claim, or the PMID is not in the database (and could not be fetched).
     """
-    user = crud.require_role(user, *REVIEW_ROLES)
+    user = crud.acting_user(session, user, *REVIEW_ROLES)
     cleaned = clean_pmid(pmid)
     _lock_claim(session, claim_id)
     study = session.exec(select(Study).where(Study.pmid == cleaned)).first()
@@ -978,42 +982,42 @@ def add_manual_link(
 def add_user(
     session: Session,
     *,
-    actor: AppUser | None,
+    actor: crud.Acting,
     username: str,
     role: str,
     password: str | None,
     display_name: str = "",
 ) -> AppUser:
-    """Create a user (admins only).
+    """Create a user (admins only): ``crud.add_user``.
 
     Raises
     ------
     PermissionDenied
-        The actor is not an admin.
+        No actor, an unknown or deactivated actor, or a non-admin.
     InputError
         Unknown role, empty or taken username, or a password shorter than 8 characters.
     """
-    actor = crud.require_role(actor, "admin")
+    if actor is None:  # the app has no bootstrap: ``ensure_first_admin`` creates the first
+        raise PermissionDenied("sign in first")
     return crud.add_user(session=session, username=username, role=role, password=password,
-                         actor=actor.username, display_name=display_name)
+                         actor=actor, display_name=display_name)
 
 
-def set_role(session: Session, *, actor: AppUser | None, user_id: int, role: str,
+def set_role(session: Session, *, actor: crud.Acting, user_id: int, role: str,
              expected_version: int) -> AppUser:
-    """Change a user's role (admins only; versioned and audited).
+    """Change a user's role (admins only; versioned and audited): ``crud.set_user_role``.
 
     Raises
     ------
     PermissionDenied
-        The actor is not an admin.
+        No actor, an unknown or deactivated actor, or a non-admin.
     InputError
-        Unknown role.
+        Unknown role, or the change would leave no active admin.
     StaleWrite
         The user row changed since it was shown.
     """
     return crud.set_user_role(session=session, user_id=user_id, role=role,
-                              expected_version=expected_version,
-                              actor=crud.require_role(actor, "admin"))
+                              expected_version=expected_version, actor=actor)
 
 
 def ensure_first_admin(session: Session, *, username: str = "admin") -> tuple[str, str] | None:
@@ -1034,6 +1038,6 @@ def ensure_first_admin(session: Session, *, username: str = "admin") -> tuple[st
     if crud.count_users(session) > 0:
         return None
     password = secrets.token_urlsafe(12)
-    crud.add_user(session=session, username=username, role="admin", password=password,
-                  actor=crud.SYSTEM, display_name="Administrator")
+    crud.add_user(session=session, username=username, role=ADMIN, password=password,
+                  actor=None, display_name="Administrator")
     return username, password

@@ -18,11 +18,13 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from evidence import audit, crud, db, export, queries
 from evidence.config import get_settings
-from evidence.errors import SubstantiateError
+from evidence.errors import NotFound, PermissionDenied, SubstantiateError
 from evidence.linking import LinkSummary
+from evidence.models import ADMIN, AppUser
 from substantiate import jobs
 
 # markup=False: article text, titles and identifiers are printed as they are, never read
@@ -59,6 +61,8 @@ app.add_typer(studies_app, name="studies")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 ACTOR = f"cli:{os.environ.get('USER', 'operator')}"
+# The user named by the root option --as (None: SUBSTANTIATE_USER, if set).
+_AS: dict[str, str | None] = {"user": None}
 
 
 def _engine() -> Engine:
@@ -84,6 +88,25 @@ def _progress(*, enabled: bool = True) -> Iterator[jobs.Progress]:
             bar.update(tasks[label], completed=done, total=total)
 
         yield show
+
+
+def _acting(session: Session, *, required: bool = True) -> int | None:
+    """The id of the user the CLI acts as (``--as``, else ``SUBSTANTIATE_USER``).
+
+    Only the name is resolved here; each write reads the user's role and ``active`` flag
+    again in its own transaction (``crud.acting_user``). ``None`` when no user is named
+    and ``required`` is false.
+    """
+    name = _AS["user"] or get_settings().cli_user
+    if not name:
+        if required:
+            raise PermissionDenied("this command acts as a user: pass --as USER or set "
+                                   "SUBSTANTIATE_USER")
+        return None
+    user = crud.find_user(session, username=name)
+    if user is None or user.id is None:
+        raise PermissionDenied(f"no user named {name!r} (--as / SUBSTANTIATE_USER)")
+    return user.id
 
 
 def _emit_json(data: Any) -> None:
@@ -115,8 +138,13 @@ def _options(
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Log progress and retries (E-utilities requests) on stderr.")
     ] = False,
+    as_user: Annotated[str | None, typer.Option(
+        "--as", metavar="USER",
+        help="Act as this app user for writes that need a role (users, claims regroup); "
+        "default: SUBSTANTIATE_USER.")] = None,
 ) -> None:
     """Substantiate: a claim-evidence database for health-marketing content."""
+    _AS["user"] = as_user
     # Errors reach the user as one line from main(); logs are for when they ask for them.
     level = logging.INFO if verbose else logging.CRITICAL
     for name in ("substantiate", "ingest", "evidence"):
@@ -333,19 +361,22 @@ def claims_regroup(
 ) -> None:
     """Move a claim to another canonical claim, or to a new one (audited).
 
-    Example: substantiate claims regroup 42 --to 7
+    Acts as a reviewer, adjudicator or admin (--as USER or SUBSTANTIATE_USER).
+
+    Example: substantiate --as alice claims regroup 42 --to 7
     """
-    from evidence.errors import InputError, NotFound
+    from evidence.errors import InputError
     from evidence.models import Claim
 
     if (to is None) == (new_statement is None):
         raise InputError("give exactly one of --to CANONICAL_ID or --new-statement TEXT")
     with db.session_scope(_engine()) as session:
+        user = _acting(session)
         claim = session.get(Claim, claim_id)
         if claim is None:
             raise NotFound(f"claim {claim_id} does not exist")
         moved = crud.regroup_claim(session=session, claim_id=claim_id, canonical_id=to,
-                                   expected_version=claim.version, actor=ACTOR,
+                                   expected_version=claim.version, user=user,
                                    new_statement=new_statement)
         cid, score = moved.canonical_id, moved.canonical_score
     out.print(f"claim {claim_id} is now in canonical claim {cid} (similarity {score})")
@@ -431,21 +462,82 @@ def users_add(
 ) -> None:
     """Add a user; the password comes from a prompt (or --password-env VAR).
 
-    Example: substantiate users add alice --role reviewer
-    """
-    from sqlmodel import Session
+    Acts as an admin (--as USER or SUBSTANTIATE_USER); while there is no user at all, the
+    first one may be added without, and must be an admin.
 
+    Example: substantiate --as root users add alice --role reviewer
+    """
+    engine = _engine()
+    with db.read_session(engine) as session:  # refuse before asking for a password
+        actor = _acting(session, required=crud.count_users(session) > 0)
+        if actor is not None:
+            crud.acting_user(session, actor, ADMIN)
     if password_env:
         password = os.environ.get(password_env)
         if not password:
             raise SubstantiateError(f"environment variable {password_env} is empty or unset")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    with Session(_engine(), expire_on_commit=False) as session:
+    with db.session_scope(engine) as session:
         user = crud.add_user(session=session, username=name, role=role, password=password,
-                             actor=ACTOR)
-        session.commit()
-    out.print(f"added {user.username} ({user.role})")
+                             actor=actor)
+        added = f"added {user.username} ({user.role})"
+    out.print(added)
+
+
+def _user_named(session: Session, name: str) -> AppUser:
+    user = crud.find_user(session, username=name)
+    if user is None:
+        raise NotFound(f"no user named {name!r}")
+    return user
+
+
+@users_app.command("role")
+def users_role(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    role: Annotated[str, typer.Argument(help="viewer, reviewer, adjudicator or admin.")],
+) -> None:
+    """Change a user's role (acts as an admin: --as USER or SUBSTANTIATE_USER).
+
+    Example: substantiate --as root users role alice adjudicator
+    """
+    with db.session_scope(_engine()) as session:
+        actor = _acting(session)
+        target = _user_named(session, name)
+        assert target.id is not None
+        crud.set_user_role(session=session, user_id=target.id, role=role,
+                           expected_version=target.version, actor=actor)
+    out.print(f"{name} is now a {role}")
+
+
+@users_app.command("deactivate")
+def users_deactivate(name: Annotated[str, typer.Argument(help="Username.")]) -> None:
+    """Deactivate a user: they can no longer sign in or write (acts as an admin).
+
+    The user's reviews and audit events stay; `users activate` undoes it.
+
+    Example: substantiate --as root users deactivate alice
+    """
+    _set_active(name, active=False)
+
+
+@users_app.command("activate")
+def users_activate(name: Annotated[str, typer.Argument(help="Username.")]) -> None:
+    """Reactivate a deactivated user (acts as an admin).
+
+    Example: substantiate --as root users activate alice
+    """
+    _set_active(name, active=True)
+
+
+def _set_active(name: str, *, active: bool) -> None:
+    with db.session_scope(_engine()) as session:
+        actor = _acting(session)
+        target = _user_named(session, name)
+        assert target.id is not None
+        crud.set_user_active(session=session, user_id=target.id, active=active,
+                             expected_version=target.version, actor=actor)
+    out.print(f"{name} is now {'active' if active else 'deactivated'}")
 
 
 @app.command()
