@@ -360,7 +360,7 @@ def add_user(*, session: Session, username: str, role: str, password: str | None
         Unknown role, empty name, the username is taken, or a password shorter than
         ``MIN_PASSWORD`` characters.
     """
-    if actor is None and _no_users_yet(session):
+    if actor is None and no_users_yet(session):
         if role != ADMIN:
             raise PermissionDenied(f"there are no users yet: the first user must be an "
                                    f"{ADMIN}, not a {role}")
@@ -385,9 +385,13 @@ def add_user(*, session: Session, username: str, role: str, password: str | None
     return user
 
 
-def _no_users_yet(session: Session) -> bool:
-    """Whether the user table is empty; on PostgreSQL it stays locked against new users
-    until the transaction ends, so the answer holds for the caller's bootstrap."""
+def no_users_yet(session: Session) -> bool:
+    """Whether the user table is empty (the bootstrap case of ``add_user``).
+
+    On PostgreSQL the table is then locked against other writers until the transaction
+    ends, so the answer holds until the caller commits: two sessions cannot both create a
+    first admin.
+    """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(text("LOCK TABLE app_user IN SHARE ROW EXCLUSIVE MODE"))

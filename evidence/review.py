@@ -1035,7 +1035,7 @@ def ensure_first_admin(session: Session, *, username: str = "admin") -> tuple[st
     tuple of (username, password), or None
         The new admin's credentials, or ``None`` when users already exist.
     """
-    if crud.count_users(session) > 0:
+    if not crud.no_users_yet(session):
         return None
     password = secrets.token_urlsafe(12)
     crud.add_user(session=session, username=username, role=ADMIN, password=password,

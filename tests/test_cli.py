@@ -207,15 +207,18 @@ def test_export_unknown_format(monkeypatch, capsys, tmp_path: Path) -> None:
 
 def test_users_add_from_env(monkeypatch, capsys) -> None:
     monkeypatch.setenv("ALICE_PW", "s3cret-pass")
-    code, out, err = run(monkeypatch, capsys, "users", "add", "alice", "--role", "reviewer",
-                         "--password-env", "ALICE_PW")
+    code, out, err = run(monkeypatch, capsys, "users", "add", "root", "--role", "admin",
+                         "--password-env", "ALICE_PW")  # the first user: no --as needed
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "--as", "root", "users", "add", "alice",
+                         "--role", "reviewer", "--password-env", "ALICE_PW")
     assert code == 0, err
     assert out.strip() == "added alice (reviewer)"
-    code, _, err = run(monkeypatch, capsys, "users", "add", "alice", "--role", "reviewer",
-                       "--password-env", "ALICE_PW")
+    code, _, err = run(monkeypatch, capsys, "--as", "root", "users", "add", "alice",
+                       "--role", "reviewer", "--password-env", "ALICE_PW")
     assert code == 1 and err.strip() == "error: user 'alice' already exists"
-    code, _, err = run(monkeypatch, capsys, "users", "add", "bob", "--role", "boss",
-                       "--password-env", "ALICE_PW")
+    code, _, err = run(monkeypatch, capsys, "--as", "root", "users", "add", "bob",
+                       "--role", "boss", "--password-env", "ALICE_PW")
     assert code == 1 and "unknown role 'boss'" in err
 
 
@@ -225,18 +228,20 @@ def test_claims_regroup(monkeypatch, capsys, corpus: Path) -> None:
     claims = json.loads(out)
     first = claims[0]
     other = next(c for c in claims if c["canonical_id"] != first["canonical_id"])
-    code, out, err = run(monkeypatch, capsys, "claims", "regroup", str(first["claim_id"]),
-                         "--to", str(other["canonical_id"]))
+    code, out, err = run(monkeypatch, capsys, "--as", "admin", "claims", "regroup",
+                         str(first["claim_id"]), "--to", str(other["canonical_id"]))
     assert code == 0, err
     assert out.startswith(f"claim {first['claim_id']} is now in canonical claim "
                           f"{other['canonical_id']} (similarity ")
     code, out, _ = run(monkeypatch, capsys, "claims", "list", "--json")
     moved = next(c for c in json.loads(out) if c["claim_id"] == first["claim_id"])
     assert moved["canonical_id"] == other["canonical_id"] and moved["version"] == 2
-    code, _, err = run(monkeypatch, capsys, "claims", "regroup", str(first["claim_id"]))
+    code, _, err = run(monkeypatch, capsys, "--as", "admin", "claims", "regroup",
+                       str(first["claim_id"]))
     assert code == 1
     assert err.strip() == "error: give exactly one of --to CANONICAL_ID or --new-statement TEXT"
-    code, _, err = run(monkeypatch, capsys, "claims", "regroup", "99999", "--to", "1")
+    code, _, err = run(monkeypatch, capsys, "--as", "admin", "claims", "regroup", "99999",
+                       "--to", "1")
     assert code == 1 and err.strip() == "error: claim 99999 does not exist"
 
 

@@ -14,6 +14,7 @@ from evidence.errors import InputError, PermissionDenied, StaleWrite
 from evidence.models import Article, AuditEvent, CanonicalClaim, Citation, Claim
 from ingest import store
 from ingest.articles import parse_document
+from tests.factories import make_user
 
 TEXT = (
     "Ketamine Therapy in Springfield\n"
@@ -92,8 +93,10 @@ def test_regroup_is_versioned_and_audited(session: Session) -> None:
     _ingest(session, TEXT)
     claim = session.exec(select(Claim).order_by(col(Claim.id))).first()
     assert claim is not None and claim.id is not None
+    lead = make_user(session, username="lead")
+    other = make_user(session, username="other")
     moved = crud.regroup_claim(session=session, claim_id=claim.id, canonical_id=None,
-                               expected_version=claim.version, actor="lead",
+                               expected_version=claim.version, user=lead,
                                new_statement="ketamine relieves depression")
     session.commit()
     assert moved.version == 2
@@ -103,18 +106,19 @@ def test_regroup_is_versioned_and_audited(session: Session) -> None:
     assert ev.actor == "lead" and ev.before["canonical_id"] != ev.after["canonical_id"]
     with pytest.raises(StaleWrite, match="changed by someone else"):
         crud.regroup_claim(session=session, claim_id=claim.id, canonical_id=None,
-                           expected_version=1, actor="other")
+                           expected_version=1, user=other)
 
 
 def test_stale_write_is_refused_and_shows_current(session: Session) -> None:
     _ingest(session, TEXT)
     claim = session.exec(select(Claim)).first()
     assert claim is not None and claim.id is not None
-    crud.edit_claim(session=session, claim_id=claim.id, expected_version=1, actor="alice",
+    alice, bob = make_user(session, username="alice"), make_user(session, username="bob")
+    crud.edit_claim(session=session, claim_id=claim.id, expected_version=1, user=alice,
                     category="safety")
     session.commit()
     with pytest.raises(StaleWrite) as exc:
-        crud.edit_claim(session=session, claim_id=claim.id, expected_version=1, actor="bob",
+        crud.edit_claim(session=session, claim_id=claim.id, expected_version=1, user=bob,
                         category="efficacy")
     assert exc.value.current["category"] == "safety"
     session.rollback()
@@ -145,8 +149,10 @@ def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
 
 
 def test_users_and_roles(session: Session) -> None:
-    admin = crud.add_user(session=session, username="root", role="admin", password="pw-admin")
-    viewer = crud.add_user(session=session, username="val", role="viewer", password="pw-val-12")
+    admin = crud.add_user(session=session, username="root", role="admin", password="pw-admin",
+                          actor=None)  # the first user: no one to act yet
+    viewer = crud.add_user(session=session, username="val", role="viewer", password="pw-val-12",
+                           actor=admin)
     session.commit()
     assert crud.authenticate(session=session, username="val", password="pw-val-12") == viewer
     assert crud.authenticate(session=session, username="val", password="nope") is None
@@ -160,9 +166,11 @@ def test_users_and_roles(session: Session) -> None:
     ev = session.exec(select(AuditEvent).where(AuditEvent.action == "user.role")).one()
     assert "password_hash" not in (ev.after or {})
     with pytest.raises(InputError, match="unknown role"):
-        crud.add_user(session=session, username="x", role="boss", password="password1")
+        crud.add_user(session=session, username="x", role="boss", password="password1",
+                      actor=admin)
     with pytest.raises(InputError, match="at least 8 characters"):
-        crud.add_user(session=session, username="y", role="viewer", password="short")
+        crud.add_user(session=session, username="y", role="viewer", password="short",
+                      actor=admin)
 
 
 def test_seed_claim_repeated_in_all_five_articles_is_one_canonical(engine: Engine) -> None:

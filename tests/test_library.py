@@ -24,6 +24,7 @@ from evidence.library import (
 from evidence.models import Article, AuditEvent, CanonicalClaim, Claim
 from ingest.articles import read_path
 from ingest.claims import extract_claims, split_sentences
+from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "data" / "articles").glob("*.txt"))
@@ -421,11 +422,12 @@ def test_regroup_split_and_move_back(session: Session) -> None:
     session.commit()
     a, b = claims
     assert a.canonical_id == b.canonical_id and b.id is not None
+    lead = make_user(session, username="lead")
     split = crud.regroup_claim(session=session, claim_id=b.id, canonical_id=None,
-                               expected_version=b.version, actor="lead")
+                               expected_version=b.version, user=lead)
     assert split.canonical_id != a.canonical_id and split.canonical_score == 1.0
     back = crud.regroup_claim(session=session, claim_id=b.id, canonical_id=a.canonical_id,
-                              expected_version=split.version, actor="lead")
+                              expected_version=split.version, user=lead)
     session.commit()
     assert back.canonical_id == a.canonical_id
     assert back.canonical_score is not None and back.canonical_score >= RULE.threshold

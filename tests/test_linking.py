@@ -138,12 +138,12 @@ def test_relink_is_idempotent_and_keeps_manual_and_assessed_links(linked: Engine
 
 
 def test_assessed_link_is_never_removed(linked: Engine) -> None:
-    from evidence import crud
+    from tests.factories import make_user
 
     with Session(linked) as s:
         claim = _claim(s, "within 24 hours")
         spray = _links(s, claim)[str(ESKETAMINE_SPRAY["pmid"])]
-        user = crud.add_user(session=s, username="rev", role="reviewer", password="password1")
+        user = make_user(s, username="rev", role="reviewer")
         s.add(Assessment(link_id=spray.id, reviewer_id=user.id, stance="supports"))  # type: ignore[arg-type]
         s.commit()
         spray_id = spray.id
