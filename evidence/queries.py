@@ -1213,12 +1213,10 @@ def claims_register(
             .order_by(col(Verdict.id))
         ).all():
             verdicts_.setdefault(v.claim_id, []).append((v, name))
-        for cid, stance, s, raw_sha, retrieved in session.exec(
-            select(EvidenceLink.claim_id, Assessment.stance, Study, RawRecord.sha256,
-                   RawRecord.retrieved_at)
+        for cid, stance, s in session.exec(
+            select(EvidenceLink.claim_id, Assessment.stance, Study)
             .join(EvidenceLink, col(Assessment.link_id) == col(EvidenceLink.id))
             .join(Study, col(EvidenceLink.study_id) == col(Study.id))
-            .join(RawRecord, col(Study.raw_record_id) == col(RawRecord.id), isouter=True)
             .where(col(EvidenceLink.claim_id).in_(chunk))
             .order_by(col(EvidenceLink.rank).is_(None), col(EvidenceLink.rank),
                       col(Study.pmid))
@@ -1228,14 +1226,25 @@ def claims_register(
                 continue
             stances.setdefault(cid, {}).setdefault(column, {})[s.pmid] = {
                 "pmid": s.pmid, "design": s.design, "evidence_level": s.evidence_level}
-            raw[s.pmid] = {"pmid": s.pmid, "raw_sha256": raw_sha,
-                           "retrieved_at": iso_utc(retrieved)}
+            raw[s.pmid] = {"pmid": s.pmid, "raw_record_id": s.raw_record_id}
         for src in session.exec(
             select(ClaimSource).where(col(ClaimSource.claim_id).in_(chunk))
             .order_by(col(ClaimSource.id))
         ).all():
             sources.setdefault(src.claim_id, []).append(
                 {"kind": src.kind, "url": src.url, "title": src.title})
+    # The raw responses' hashes, without their bodies.
+    raw_ids = sorted({int(r["raw_record_id"]) for r in raw.values() if r["raw_record_id"]})
+    hashes: dict[int, tuple[str | None, datetime | None]] = {}
+    for chunk in _chunks(raw_ids):
+        for rid, sha, retrieved in session.exec(
+            select(RawRecord.id, RawRecord.sha256, RawRecord.retrieved_at)
+            .where(col(RawRecord.id).in_(chunk))
+        ).all():
+            hashes[int(rid or 0)] = (sha, retrieved)
+    for pmid, r in raw.items():
+        found = hashes.get(r.pop("raw_record_id") or 0, (None, None))
+        raw[pmid] = {"pmid": pmid, "raw_sha256": found[0], "retrieved_at": iso_utc(found[1])}
     rows = []
     for c, a in pairs:
         assert c.id is not None

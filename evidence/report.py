@@ -219,8 +219,10 @@ def build(session: Session, *, article_id: int, generated_by: str,
         select(Claim).where(col(Claim.article_id) == article_id)).all()}
     studies = queries.studies(session, include_deleted=True)
     raw_sha = dict(zip(studies["pmid"], studies["raw_sha256"], strict=True))
+    rows: list[dict[str, Any]] = [{str(k): v for k, v in row.items()}
+                                  for row in register.to_dict("records")]
     sections = [_section(session, n, row, claims[int(row["claim_id"])], raw_sha)
-                for n, row in enumerate(register.to_dict("records"), start=1)]
+                for n, row in enumerate(rows, start=1)]
     counts = Counter(s.verdict if s.certainty else NO_VERDICT for s in sections)
     summary = [(v, counts[v]) for v in (*map(label, SUBSTANTIATION), NO_VERDICT) if counts[v]]
     head, events = audit_head(session)
@@ -279,15 +281,14 @@ def _section(session: Session, number: int, row: dict[str, Any], claim: Claim,
 
 def _studies(session: Session, claim: Claim, raw_sha: dict[str, Any]) -> list[StudyEntry]:
     readings: dict[int, list[str]] = {}
-    for link_id, stance, relevance, note, name in session.exec(
-        select(Assessment.link_id, Assessment.stance, Assessment.relevance, Assessment.note,
-               AppUser.username)
+    for a, name in session.exec(
+        select(Assessment, AppUser.username)
         .join(AppUser, col(Assessment.reviewer_id) == col(AppUser.id))
         .join(EvidenceLink, col(Assessment.link_id) == col(EvidenceLink.id))
         .where(col(EvidenceLink.claim_id) == claim.id).order_by(col(Assessment.id))
     ).all():
-        text = f"{name}: {label(stance)}, relevance {relevance}"
-        readings.setdefault(int(link_id), []).append(text + (f" ({note})" if note else ""))
+        text = f"{name}: {label(a.stance)}, relevance {a.relevance}"
+        readings.setdefault(a.link_id, []).append(text + (f" ({a.note})" if a.note else ""))
     out = []
     # The evidence is what fits the claim, what a reviewer linked, and what anyone assessed.
     for link, s in session.exec(
@@ -426,7 +427,7 @@ class _Pdf:
         footer = self._footer_lines()
         owner = self
 
-        class Doc(FPDF):  # type: ignore[misc]
+        class Doc(FPDF):
             def footer(self) -> None:
                 self.set_y(-16)
                 owner._font(7)
