@@ -469,7 +469,8 @@ class _Pdf:
              indent: float = 0, link: str = "") -> None:
         self._font(size, style)
         self.pdf.set_x(self.pdf.l_margin + indent)
-        self.pdf.multi_cell(0, h, self.t(text), new_x="LMARGIN", new_y="NEXT", link=link)
+        self.pdf.multi_cell(0, h, self.t(text), new_x="LMARGIN", new_y="NEXT", link=link,
+                            align="L")
 
     def field(self, name: str, value: str, *, indent: float = 0) -> None:
         self.para(f"{name}: {value}", indent=indent, size=9, h=4.5)
@@ -525,7 +526,8 @@ class _Pdf:
         for flag in c.flags:
             self.field("Flag", flag)
         self.field("Reviews", "; ".join(c.reviews) if c.reviews else "none")
-        self.field("Evidence", f"{len(c.studies)} studies" if c.studies
+        n = len(c.studies)
+        self.field("Evidence", f"{n} {'study' if n == 1 else 'studies'}" if n
                    else "no fitting, linked or assessed study")
         for i, s in enumerate(c.studies, start=1):
             self.para(f"[{i}] {s.citation}", size=9, h=4.5, indent=4)
