@@ -33,6 +33,7 @@ from evidence.models import (
     Citation,
     Claim,
     EvidenceLink,
+    RawRecord,
     Study,
     Verdict,
     utcnow,
@@ -217,11 +218,9 @@ def build(session: Session, *, article_id: int, generated_by: str,
     register = queries.claims_register(session, article_id=article_id)
     claims = {c.id: c for c in session.exec(
         select(Claim).where(col(Claim.article_id) == article_id)).all()}
-    studies = queries.studies(session, include_deleted=True)
-    raw_sha = dict(zip(studies["pmid"], studies["raw_sha256"], strict=True))
     rows: list[dict[str, Any]] = [{str(k): v for k, v in row.items()}
                                   for row in register.to_dict("records")]
-    sections = [_section(session, n, row, claims[int(row["claim_id"])], raw_sha)
+    sections = [_section(session, n, row, claims[int(row["claim_id"])])
                 for n, row in enumerate(rows, start=1)]
     counts = Counter(s.verdict if s.certainty else NO_VERDICT for s in sections)
     summary = [(v, counts[v]) for v in (*map(label, SUBSTANTIATION), NO_VERDICT) if counts[v]]
@@ -240,8 +239,8 @@ def _opt(value: Any) -> Any:
     return None if value is None or bool(pd.isna(value)) else value
 
 
-def _section(session: Session, number: int, row: dict[str, Any], claim: Claim,
-             raw_sha: dict[str, Any]) -> ClaimSection:
+def _section(session: Session, number: int, row: dict[str, Any],
+             claim: Claim) -> ClaimSection:
     row = {k: v if isinstance(v, list) else _opt(v) for k, v in row.items()}
     final = row["substantiation"] is not None
     verdict = session.exec(
@@ -274,12 +273,12 @@ def _section(session: Session, number: int, row: dict[str, Any], claim: Claim,
         adjudicator=row["adjudicator"], decided_at=_when(row["decided_at"]) if final else None,
         suggested_certainty=label(suggested) if suggested else None, reasons=reasons,
         domains=domains, flags=[CLAIM_FLAGS.get(f, label(f)) for f in claim.flags or []],
-        reviews=reviews, studies=_studies(session, claim, raw_sha),
+        reviews=reviews, studies=_studies(session, claim),
         sources=[{k: str(v) for k, v in s.items()} for s in row["sources"]],
     )
 
 
-def _studies(session: Session, claim: Claim, raw_sha: dict[str, Any]) -> list[StudyEntry]:
+def _studies(session: Session, claim: Claim) -> list[StudyEntry]:
     readings: dict[int, list[str]] = {}
     for a, name in session.exec(
         select(Assessment, AppUser.username)
@@ -289,21 +288,23 @@ def _studies(session: Session, claim: Claim, raw_sha: dict[str, Any]) -> list[St
     ).all():
         text = f"{name}: {label(a.stance)}, relevance {a.relevance}"
         readings.setdefault(a.link_id, []).append(text + (f" ({a.note})" if a.note else ""))
-    out = []
     # The evidence is what fits the claim, what a reviewer linked, and what anyone assessed.
-    for link, s in session.exec(
+    shown = [(link, s) for link, s in session.exec(
         select(EvidenceLink, Study).join(Study, col(EvidenceLink.study_id) == col(Study.id))
         .where(col(EvidenceLink.claim_id) == claim.id)
         .order_by(col(EvidenceLink.rank).is_(None), col(EvidenceLink.rank),
                   col(EvidenceLink.id))
-    ).all():
+    ).all() if link.fits or link.origin == "manual" or link.id in readings]
+    raw_ids = [s.raw_record_id for _, s in shown if s.raw_record_id is not None]
+    raw_sha = dict(session.exec(select(RawRecord.id, RawRecord.sha256)
+                                .where(col(RawRecord.id).in_(raw_ids))).all()) if raw_ids else {}
+    out = []
+    for link, s in shown:
         assert link.id is not None
-        if not (link.fits or link.origin == "manual" or link.id in readings):
-            continue
         flags = [str(f.get("code")) for f in s.flags or []]
         if s.is_retracted and "retracted" not in flags:
             flags.insert(0, "retracted")
-        sha = _opt(raw_sha.get(s.pmid))
+        sha = raw_sha.get(s.raw_record_id)
         out.append(StudyEntry(
             pmid=s.pmid, citation=citation_text(s), title=s.title or "(no title)",
             journal=s.journal or "", year=str(s.pub_year or ""), doi=s.doi,
@@ -438,13 +439,16 @@ class _Pdf:
 
         self.pdf = Doc(format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=22)
-        self.pdf.set_title(self.t(f"Substantiation report: {report.title or report.source}"))
-        self.pdf.set_creator("Substantiate")
-        self.pdf.set_creation_date(datetime.fromisoformat(report.generated_at))
+        self.glyphs: set[int] = set()
         if font is not None:
             self.pdf.add_font("body", "", str(font))
             bold = font.with_name(font.stem + "-Bold" + font.suffix)
             self.pdf.add_font("body", "B", str(bold if bold.is_file() else font))
+            self.pdf.set_font("body", "", 10)
+            self.glyphs = set(getattr(self.pdf.current_font, "cmap", None) or ())
+        self.pdf.set_title(self.t(f"Substantiation report: {report.title or report.source}"))
+        self.pdf.set_creator("Substantiate")
+        self.pdf.set_creation_date(datetime.fromisoformat(report.generated_at))
 
     def _footer_lines(self) -> list[str]:
         r = self.r
@@ -457,7 +461,11 @@ class _Pdf:
         """Text as the current font can show it."""
         s = str(text)
         if self.unicode:
-            return s
+            # What the embedded font has no glyph for is marked, not silently dropped.
+            shown = "".join(ch if ord(ch) in self.glyphs or ch == "\n" else f"[U+{ord(ch):04X}]"
+                            for ch in s)
+            self.substituted = self.substituted or shown != s
+            return shown
         folded, marked = _latin1(s)
         self.substituted = self.substituted or marked
         return folded
