@@ -169,7 +169,8 @@ with st.expander("Substantiation report of this article", icon=":material/descri
                              icon=":material/description:"):
         try:
             report_data = report.generate(ui.engine(), article_id=ctx.article_id,
-                                          fmt=report_fmt or "html", actor=user.username)
+                                          fmt=report_fmt or "html", actor=user.username,
+                                          viewer=user)
         except SubstantiateError as e:
             ui.show_error(e)
         else:

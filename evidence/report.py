@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from evidence import audit, db, queries
-from evidence.errors import InputError, NotFound
+from evidence.errors import InputError, NotFound, PermissionDenied
 from evidence.models import (
     SUBSTANTIATION,
     AppUser,
@@ -583,7 +583,25 @@ def format_for(path: Path, fmt: str | None = None) -> str:
     return chosen
 
 
-def generate(engine: Engine, *, article_id: int, fmt: str, actor: str) -> bytes:
+def hidden_reviews(session: Session, *, article_id: int, viewer: AppUser | None) -> list[int]:
+    """The article's claims with someone else's review that ``viewer`` may not see yet.
+
+    Under dual independent review a reviewer sees others' verdicts on a claim only after
+    submitting their own (``queries.others_visible``); the report shows every review, so
+    it is for viewers with none of these claims.
+    """
+    others = select(Verdict.id).where(col(Verdict.claim_id) == col(Claim.id),
+                                      col(Verdict.kind) == "review", col(Verdict.submitted),
+                                      col(Verdict.reviewer_id) != (viewer.id if viewer else -1))
+    ids = session.exec(select(Claim.id).where(col(Claim.article_id) == article_id,
+                                              others.exists())
+                       .order_by(col(Claim.start))).all()
+    return [int(cid) for cid in ids if cid is not None
+            and not queries.others_visible(session, int(cid), viewer)]
+
+
+def generate(engine: Engine, *, article_id: int, fmt: str, actor: str,
+             viewer: AppUser | None = None) -> bytes:
     """Build, render and audit one article's report.
 
     The read happens in a read session; the ``report.generate`` audit event (format,
@@ -599,6 +617,10 @@ def generate(engine: Engine, *, article_id: int, fmt: str, actor: str) -> bytes:
         ``html`` or ``pdf``.
     actor
         Who generates it (``cli:<user>`` or the app's username).
+    viewer
+        The app's signed-in user, whose review blinding the report must respect
+        (``hidden_reviews``); ``None`` for the command line, which reads the database
+        directly anyway.
 
     Returns
     -------
@@ -611,10 +633,19 @@ def generate(engine: Engine, *, article_id: int, fmt: str, actor: str) -> bytes:
         Unknown format.
     NotFound
         No such article.
+    PermissionDenied
+        ``viewer`` may not yet see another reviewer's review of one of the claims.
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown report format {fmt!r}; formats: {', '.join(FORMATS)}")
     with db.read_session(engine) as session:
+        if viewer is not None:
+            hidden = hidden_reviews(session, article_id=article_id, viewer=viewer)
+            if hidden:
+                raise PermissionDenied(
+                    "the report shows every review, and under independent review you "
+                    "cannot see others' reviews of claim(s) "
+                    + ", ".join(f"#{c}" for c in hidden) + " until you submit your own")
         report = build(session, article_id=article_id, generated_by=actor)
     data = render_html(report).encode() if fmt == "html" else render_pdf(report)
     with db.session_scope(engine) as session:

@@ -193,6 +193,31 @@ def test_unknown_article_and_format_are_refused_without_an_audit_event(engine: E
     assert _events(engine) == []
 
 
+def test_report_keeps_independent_review_blind(engine: Engine) -> None:
+    from evidence.errors import PermissionDenied
+    from evidence.models import AppUser, Claim
+
+    with Session(engine, expire_on_commit=False) as s:
+        ids = _seed(s)
+        ravi = make_user(s, username="ravi")
+        rita = s.exec(select(AppUser).where(col(AppUser.username) == "rita")).one()
+        hostile = ids["hostile"]
+        pending = s.get(Claim, hostile)
+        assert pending is not None
+        make_verdict(s, claim=pending, reviewer=rita)  # rita reviewed; ravi has not
+        pending.status = "in_review"
+        s.add(pending)
+        s.commit()
+    with pytest.raises(PermissionDenied, match=rf"claim\(s\) #{hostile} until you submit"):
+        report.generate(engine, article_id=ids["article"], fmt="html", actor="ravi",
+                        viewer=ravi)
+    assert _events(engine) == []
+    # rita sees her own review, and the command line (no viewer) is not blinded.
+    assert report.generate(engine, article_id=ids["article"], fmt="html", actor="rita",
+                           viewer=rita)
+    assert report.generate(engine, article_id=ids["article"], fmt="html", actor="cli:x")
+
+
 # --------------------------------------------------------------------------- CLI
 
 
