@@ -12,7 +12,7 @@ from urllib.parse import quote
 import streamlit as st
 
 from app_pages import ui
-from evidence import queries, review
+from evidence import queries, report, review
 from evidence.errors import NotFound, StaleWrite, SubstantiateError
 from evidence.models import (
     ACTIONS,
@@ -156,6 +156,34 @@ if ctx.canonical_statement:
         with st.expander(f"Repeated in {siblings['article_id'].nunique()} other article(s)"):
             st.dataframe(siblings[["claim_id", "article_title", "text", "status"]],
                          hide_index=True)
+
+# --------------------------------------------------------------------------- report
+
+with st.expander("Substantiation report of this article", icon=":material/description:"):
+    st.caption("Every claim of the article with its verdict, evidence and reviewers, for the "
+               "compliance file. Preparing one is recorded in the audit trail.")
+    report_cols = st.columns([2, 2, 3], vertical_alignment="bottom")
+    report_fmt = report_cols[0].radio("Format", tuple(report.FORMATS), horizontal=True,
+                                      format_func=str.upper, key="claim_report_format")
+    if report_cols[1].button("Prepare report", key="claim_report_prepare",
+                             icon=":material/description:"):
+        try:
+            report_data = report.generate(ui.engine(), article_id=ctx.article_id,
+                                          fmt=report_fmt or "html", actor=user.username,
+                                          viewer=user)
+        except SubstantiateError as e:
+            ui.show_error(e)
+        else:
+            st.session_state["claim_report"] = {"article_id": ctx.article_id,
+                                                "fmt": report_fmt or "html",
+                                                "data": report_data}
+    prepared: dict[str, Any] | None = st.session_state.get("claim_report")
+    if prepared is not None and prepared["article_id"] == ctx.article_id:
+        report_cols[2].download_button(
+            f"Download the {prepared['fmt'].upper()} report", data=prepared["data"],
+            file_name=f"substantiation-report-article-{ctx.article_id}.{prepared['fmt']}",
+            mime=report.FORMATS[prepared["fmt"]], key="claim_report_download",
+            icon=":material/download:")
 
 # --------------------------------------------------------------------------- studies
 

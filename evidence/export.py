@@ -47,6 +47,7 @@ def _tables(session: Session) -> dict[str, pd.DataFrame]:
               "verdicts": queries.verdicts(session),
               "claim_sources": queries.claim_sources(session),
               "article_scorecard": queries.article_scorecard(session),
+              "claims_register": queries.claims_register(session),
               "audit_log": audit_log}
     return {name: df.map(_jsonify) if len(df) else df for name, df in tables.items()}
 

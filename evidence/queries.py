@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -1134,3 +1135,156 @@ def users(session: Session) -> pd.DataFrame:
         for u in session.exec(select(AppUser).order_by(col(AppUser.username))).all()
     ]
     return _frame(rows, USER_COLUMNS)
+
+
+# --------------------------------------------------------------------------- claims register
+
+REGISTER_COLUMNS = ["claim_id", "article_id", "article_title", "article_source",
+                    "article_revision", "article_is_current", "text", "start", "end",
+                    "category", "canonical_id", "canonical_statement", "status",
+                    "substantiation", "certainty", "action", "adjudicator", "decided_at",
+                    "reviewers", "last_review_at", "rationale", "supporting",
+                    "partly_supporting", "contradicting", "sources", "flags", "raw_records",
+                    "updated_at"]
+# Which stance puts a study in which column of the register (``does_not_address`` in none).
+REGISTER_STANCES = {"supports": "supporting", "partially_supports": "partly_supporting",
+                    "contradicts": "contradicting"}
+
+
+def claims_register(
+    session: Session,
+    *,
+    article_id: int | None = None,
+    since: datetime | None = None,
+) -> pd.DataFrame:
+    """The claims register: one row per claim with its final verdict and what it rests on.
+
+    Parameters
+    ----------
+    article_id
+        Only this article's claims.
+    since
+        Only claims whose row or verdicts changed at or after this instant (``updated_at``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``REGISTER_COLUMNS``, by article then reading order. Claims of every article
+        revision are listed (``article_is_current`` tells which). ``status`` is the claim's
+        review status; ``substantiation``, ``certainty``, ``action``, ``rationale``,
+        ``adjudicator`` (username) and ``decided_at`` come from the final verdict and are
+        ``None`` until there is one. ``reviewers`` lists the usernames of the submitted
+        reviews, ``last_review_at`` the latest of them. ``supporting``,
+        ``partly_supporting`` and ``contradicting`` list ``{"pmid", "design",
+        "evidence_level"}`` for each linked study a reviewer assessed with that stance (a
+        study two reviewers read differently is listed under both stances). ``sources``
+        lists the attached non-PubMed sources (``{"kind", "url", "title"}``), ``flags``
+        the claim's flags, and ``raw_records`` ``{"pmid", "raw_sha256", "retrieved_at"}``
+        of the raw PubMed response each listed study was parsed from (``raw_sha256`` is
+        ``None`` for a record stored without its raw response). ``updated_at`` is the
+        latest change to the claim or its verdicts.
+    """
+    from evidence.models import RawRecord
+
+    stmt = (select(Claim, Article)
+            .join(Article, col(Claim.article_id) == col(Article.id))
+            .order_by(col(Claim.article_id), col(Claim.start), col(Claim.id)))
+    if article_id is not None:
+        stmt = stmt.where(col(Claim.article_id) == article_id)
+    pairs = session.exec(stmt).all()
+    ids = [int(c.id) for c, _ in pairs if c.id is not None]
+    statements: dict[int, str] = {}
+    verdicts_: dict[int, list[tuple[Verdict, str]]] = {}
+    stances: dict[int, dict[str, dict[str, dict[str, Any]]]] = {}
+    raw: dict[str, dict[str, Any]] = {}
+    sources: dict[int, list[dict[str, Any]]] = {}
+    canonical_ids = sorted({int(c.canonical_id) for c, _ in pairs if c.canonical_id})
+    for chunk in _chunks(canonical_ids):
+        for cc_id, statement in session.exec(
+            select(CanonicalClaim.id, CanonicalClaim.statement)
+            .where(col(CanonicalClaim.id).in_(chunk))
+        ).all():
+            statements[int(cc_id or 0)] = statement
+    for chunk in _chunks(ids):
+        for v, name in session.exec(
+            select(Verdict, AppUser.username)
+            .join(AppUser, col(Verdict.reviewer_id) == col(AppUser.id))
+            .where(col(Verdict.claim_id).in_(chunk), col(Verdict.submitted))
+            .order_by(col(Verdict.id))
+        ).all():
+            verdicts_.setdefault(v.claim_id, []).append((v, name))
+        for cid, stance, s in session.exec(
+            select(EvidenceLink.claim_id, Assessment.stance, Study)
+            .join(EvidenceLink, col(Assessment.link_id) == col(EvidenceLink.id))
+            .join(Study, col(EvidenceLink.study_id) == col(Study.id))
+            .where(col(EvidenceLink.claim_id).in_(chunk))
+            .order_by(col(EvidenceLink.rank).is_(None), col(EvidenceLink.rank),
+                      col(Study.pmid))
+        ).all():
+            column = REGISTER_STANCES.get(stance)
+            if column is None:
+                continue
+            stances.setdefault(cid, {}).setdefault(column, {})[s.pmid] = {
+                "pmid": s.pmid, "design": s.design, "evidence_level": s.evidence_level}
+            raw[s.pmid] = {"pmid": s.pmid, "raw_record_id": s.raw_record_id}
+        for src in session.exec(
+            select(ClaimSource).where(col(ClaimSource.claim_id).in_(chunk))
+            .order_by(col(ClaimSource.id))
+        ).all():
+            sources.setdefault(src.claim_id, []).append(
+                {"kind": src.kind, "url": src.url, "title": src.title})
+    # The raw responses' hashes, without their bodies.
+    raw_ids = sorted({int(r["raw_record_id"]) for r in raw.values() if r["raw_record_id"]})
+    hashes: dict[int, tuple[str | None, datetime | None]] = {}
+    for chunk in _chunks(raw_ids):
+        for rid, sha, retrieved in session.exec(
+            select(RawRecord.id, RawRecord.sha256, RawRecord.retrieved_at)
+            .where(col(RawRecord.id).in_(chunk))
+        ).all():
+            hashes[int(rid or 0)] = (sha, retrieved)
+    for pmid, r in raw.items():
+        found = hashes.get(r.pop("raw_record_id") or 0, (None, None))
+        raw[pmid] = {"pmid": pmid, "raw_sha256": found[0], "retrieved_at": iso_utc(found[1])}
+    rows = []
+    for c, a in pairs:
+        assert c.id is not None
+        final = next(((v, n) for v, n in verdicts_.get(c.id, []) if v.kind == "final"), None)
+        reviews = [(v, n) for v, n in verdicts_.get(c.id, []) if v.kind == "review"]
+        times = [c.updated_at, *(v.updated_at for v, _ in verdicts_.get(c.id, []))]
+        updated = max(times, key=_utc)
+        if since is not None and _utc(updated) < _utc(since):
+            continue
+        by_stance = stances.get(c.id, {})
+        listed = sorted({p for column in by_stance.values() for p in column})
+        rows.append({
+            "claim_id": c.id, "article_id": a.id, "article_title": a.title,
+            "article_source": a.source, "article_revision": a.revision,
+            "article_is_current": a.is_current, "text": c.text, "start": c.start,
+            "end": c.end, "category": c.category, "canonical_id": c.canonical_id,
+            "canonical_statement": statements.get(c.canonical_id or 0),
+            "status": c.status,
+            "substantiation": final[0].substantiation if final else None,
+            "certainty": final[0].certainty if final else None,
+            "action": final[0].action if final else None,
+            "adjudicator": final[1] if final else None,
+            "decided_at": final[0].updated_at if final else None,
+            "reviewers": [n for _, n in reviews],
+            "last_review_at": max((v.updated_at for v, _ in reviews), key=_utc,
+                                  default=None),
+            "rationale": final[0].rationale if final else None,
+            **{column: list(by_stance.get(column, {}).values())
+               for column in REGISTER_STANCES.values()},
+            "sources": sources.get(c.id, []), "flags": list(c.flags or []),
+            "raw_records": [raw[p] for p in listed], "updated_at": updated,
+        })
+    return _frame(rows, REGISTER_COLUMNS)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive UTC wall time, PostgreSQL aware instants: compare as aware UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """An instant as ISO 8601 UTC text (``None`` stays ``None``)."""
+    return _utc(value).isoformat() if value is not None else None

@@ -453,6 +453,39 @@ def export_cmd(
         err.print("warning: the audit trail does not verify; see `substantiate audit verify`")
 
 
+@app.command("report")
+def report_cmd(
+    article: Annotated[int, typer.Option("--article", help="The article's id.")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write: .html or .pdf.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an article's substantiation report (HTML or PDF, by the file name); audited.
+
+    Example: substantiate report --article 3 --out reports/article-3.pdf
+    """
+    import hashlib
+
+    from evidence import report
+
+    fmt = report.format_for(out_file)
+    if out_file.is_dir():
+        raise SubstantiateError(f"{out_file} is a folder; give a file name ending .{fmt}")
+    try:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SubstantiateError(f"cannot write {out_file}: {e.strerror}") from e
+    data = report.generate(_engine(), article_id=article, fmt=fmt, actor=ACTOR)
+    try:
+        out_file.write_bytes(data)
+    except OSError as e:
+        raise SubstantiateError(f"cannot write {out_file}: {e.strerror}") from e
+    if as_json:
+        _emit_json({"file": str(out_file), "format": fmt, "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest()})
+        return
+    out.print(f"wrote {out_file} ({fmt}, {len(data)} bytes)")
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Username.")],
