@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,12 +68,11 @@ def _json_commands() -> set[tuple[str, ...]]:
     """Every command path of the CLI that has a ``--json`` option."""
     found: set[tuple[str, ...]] = set()
 
-    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+    def walk(command: Any, path: tuple[str, ...]) -> None:
         if any("--json" in getattr(p, "opts", []) for p in command.params):
             found.add(path)
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
-                walk(sub, (*path, name))
+        for name, sub in getattr(command, "commands", {}).items():  # a group
+            walk(sub, (*path, name))
 
     walk(typer.main.get_command(cli.app), ())
     return found
@@ -84,7 +82,7 @@ def test_every_json_output_is_strict_json(
     migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with Session(migrated) as s:
+    with Session(migrated, expire_on_commit=False) as s:
         claim = make_claim(s)  # no canonical group, no suggested certainty
         s.add(Citation(article_id=claim.article_id, raw="see our clinic", kind="web",
                        identifier="https://clinic.example/", status="pending"))

@@ -23,9 +23,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: What each notebook's output must show (a notebook not listed here fails the test).
 SHOWS = {
     "claims_overview": ("efficacy", "not_scholarly"),
-    "evidence_quality": ("case_series", "moderate", "fits", "vnd.vegalite"),
+    "evidence_quality": ("case_series", "moderate", "fits", "vega-lite"),
     "audit_review": ("verdict.update", "nb_reviewer", "90000001", "contradicted",
-                     "audit chain intact: True", "vnd.vegalite"),
+                     "audit chain intact: True", "vega-lite"),
 }
 
 
@@ -69,7 +69,7 @@ def test_notebook_runs_and_reads_only(path: Path, tmp_path: Path,
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join([str(o.get("data", {}).get("text/plain", "")) for o in outputs]
                      + [str(o.get("text", "")) for o in outputs]
-                     + [" ".join(o.get("data", {})) for o in outputs])
+                     + [str(o.get("data", {}).get("text/html", "")) for o in outputs])
     for shown in SHOWS[path.stem]:
         assert shown in text, f"{path.name} does not show {shown!r}"
     with Session(engine) as s:
