@@ -1264,3 +1264,23 @@ def _aware(moment: Any) -> Any:
     from datetime import UTC
 
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+AUDIT_STATUS_COLUMNS = ["verified", "events", "first_bad_id", "reason", "head_hash"]
+
+
+def audit_status(session: Session) -> pd.DataFrame:
+    """Whether the audit hash chain verifies (``audit.verify``), as one row.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``AUDIT_STATUS_COLUMNS``: ``events`` verified before the first bad one
+        (``first_bad_id``, with the ``reason``), and the chain's ``head_hash``.
+    """
+    from evidence import audit
+
+    result = audit.verify(session)
+    return _frame([{"verified": result.ok, "events": result.checked,
+                    "first_bad_id": result.first_bad_id, "reason": result.reason,
+                    "head_hash": result.head_hash}], AUDIT_STATUS_COLUMNS)
