@@ -41,8 +41,8 @@ def _seed(session: Session) -> dict[str, int]:
     return {"claim": claim.id, "later": later.id}
 
 
-def test_certainty_counts_every_basis_and_level(session: Session) -> None:
-    _seed(session)
+def test_certainty_counts_history_and_audit_status(session: Session) -> None:
+    seeded = _seed(session)
     df = queries.certainty_counts(session)
     assert list(df.columns) == queries.CERTAINTY_COUNT_COLUMNS
     assert len(df) == 15  # 3 bases x (4 levels + none), zeros included
@@ -51,10 +51,7 @@ def test_certainty_counts_every_basis_and_level(session: Session) -> None:
     assert counts[("review", "low")] == 1 and counts[("review", "moderate")] == 0
     assert counts[("final", "high")] == 1
     assert df["certainty"].tolist()[:5] == ["high", "moderate", "low", "very_low", "none"]
-
-
-def test_decision_history_shows_who_changed_what(session: Session) -> None:
-    seeded = _seed(session)
+    # Who decided what, when, and what it was before.
     df = queries.decision_history(session)
     assert list(df.columns) == queries.DECISION_COLUMNS
     assert df["action"].tolist() == ["verdict.create", "verdict.update"]
@@ -65,6 +62,10 @@ def test_decision_history_shows_who_changed_what(session: Session) -> None:
         "substantiated", "unsubstantiated")
     assert (changed["previous_certainty"], changed["certainty"]) == ("moderate", "low")
     assert changed["changed"] and changed["occurred_at"] >= created["occurred_at"]
+    status = queries.audit_status(session)
+    assert list(status.columns) == queries.AUDIT_STATUS_COLUMNS and len(status) == 1
+    assert bool(status.iloc[0]["verified"]) and int(status.iloc[0]["events"]) >= 2
+    assert len(str(status.iloc[0]["head_hash"])) == 64
 
 
 def test_verdict_evidence_names_the_record_version(session: Session) -> None:
@@ -87,12 +88,3 @@ def test_verdict_evidence_names_the_record_version(session: Session) -> None:
     assert set(flagged["pmid"]) == {"90000052"} and len(flagged) == 2
     assert flagged["retracted"].all()
     assert df[df["pmid"] == "90000052"]["raw_sha256"].isna().all()
-
-
-def test_audit_status_is_one_row(session: Session) -> None:
-    _seed(session)
-    df = queries.audit_status(session)
-    assert list(df.columns) == queries.AUDIT_STATUS_COLUMNS and len(df) == 1
-    status = df.iloc[0]
-    assert bool(status["verified"]) and int(status["events"]) >= 2
-    assert len(str(status["head_hash"])) == 64
