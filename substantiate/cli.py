@@ -479,7 +479,8 @@ def export_verify(
         err.print(f"export does not verify: {problems[0]}"
                   + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
     else:
-        note = (f"; the database has {grown} audit events more than at export time"
+        plural = "s" if grown != 1 else ""
+        note = (f"; the database has {grown} audit event{plural} more than at export time"
                 if grown else "; the database has no audit events since")
         out.print(f"export verified: every file matches its manifest; its audit head is "
                   f"in the database's chain{note}")

@@ -292,7 +292,7 @@ def test_cli_export_filters_and_verify(
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "export.create")).one()
     code, stdout, err = _run(monkeypatch, capsys, "export", "verify", str(out))
     assert code == 0, err
-    assert "export verified" in stdout and "1 audit events more than at export time" in stdout
+    assert "export verified" in stdout and "1 audit event more than at export time" in stdout
     (out / "verdicts.csv").write_text("tampered\n")
     code, stdout, err = _run(monkeypatch, capsys, "export", "verify", str(out))
     assert code == 1 and stdout == ""
