@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
+from evidence import export
 from evidence.errors import ConfigError
 
 st.set_page_config(page_title="Substantiate", page_icon=":material/fact_check:",
@@ -43,6 +44,9 @@ else:
     if user.role in ("adjudicator", "admin"):
         pages.append(st.Page("app_pages/adjudication.py", title="Adjudication",
                              icon=":material/gavel:"))
+    if user.role in export.EXPORT_ROLES:
+        pages.append(st.Page("app_pages/export.py", title="Export",
+                             icon=":material/download:"))
     if user.role == "admin":
         pages.append(st.Page("app_pages/users.py", title="Users", icon=":material/group:"))
     with st.sidebar:

@@ -79,3 +79,34 @@ def fit_bars(fit: pd.DataFrame) -> alt.LayerChart:
 def flag_bars(flags: pd.DataFrame) -> alt.LayerChart:
     """Claims per risk flag (``queries.flag_counts``)."""
     return _labelled_bars(flags, category="label", value="claims", title="claims")
+
+
+def certainty_bars(counts: pd.DataFrame) -> alt.LayerChart:
+    """Claims per GRADE certainty, one row per basis (``queries.certainty_counts``)."""
+    from evidence.vocabulary import CERTAINTY
+
+    order = [*CERTAINTY, "none"]
+    bars = alt.Chart(counts).mark_bar().encode(
+        y=alt.Y("basis:N", title=None, sort=["suggested", "review", "final"]),
+        x=alt.X("sum(claims):Q", title="claims"),
+        color=alt.Color("certainty:N", title="certainty", sort=order),
+        order=alt.Order("certainty:N"),
+        tooltip=["basis", "certainty", "claims"],
+    )
+    totals = alt.Chart(counts).mark_text(align="left", dx=3).encode(
+        y=alt.Y("basis:N", sort=["suggested", "review", "final"]), x=alt.X("sum(claims):Q"),
+        text=alt.Text("sum(claims):Q"))
+    return alt.LayerChart(layer=[bars, totals])
+
+
+def decision_timeline(history: pd.DataFrame) -> alt.Chart:
+    """Verdict events per day, new verdicts and changed ones (``queries.decision_history``)."""
+    df = history.assign(
+        day=pd.to_datetime(history["occurred_at"], utc=True).dt.strftime("%Y-%m-%d"),
+        event=history["changed"].map({True: "changed", False: "recorded"}),
+    )
+    chart: alt.Chart = alt.Chart(df).mark_bar().encode(
+        x=alt.X("day:O", title="day"), y=alt.Y("count():Q", title="verdict events"),
+        color=alt.Color("event:N", title="event"), tooltip=["day", "event", "count()"],
+    )
+    return chart

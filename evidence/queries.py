@@ -162,9 +162,9 @@ def studies(session: Session, *, include_deleted: bool = False) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``STUDY_COLUMNS``; ``publication_types`` and ``mesh`` are ``; ``-joined text
-        (MeSH major topics marked with ``*``); ``raw_sha256`` is the sha256 of the raw
-        response the row was parsed from.
+        Columns ``STUDY_COLUMNS``; ``publication_types`` and ``mesh`` are lists of text
+        (MeSH descriptors, major topics marked with ``*``); ``year`` is a nullable integer;
+        ``raw_sha256`` is the sha256 of the raw response the row was parsed from.
     """
     from evidence.models import RawRecord
 
@@ -177,19 +177,20 @@ def studies(session: Session, *, include_deleted: bool = False) -> pd.DataFrame:
         stmt = stmt.where(col(Study.deleted).is_(False))
     rows = []
     for s, raw_sha in session.exec(stmt).all():
-        mesh = "; ".join(
-            (m.get("descriptor", "") + ("*" if m.get("major") else "")) for m in s.mesh or []
-        )
+        mesh = [m.get("descriptor", "") + ("*" if m.get("major") else "")
+                for m in s.mesh or []]
         rows.append({
             "pmid": s.pmid, "title": s.title, "journal": s.journal, "year": s.pub_year,
             "doi": s.doi, "pmcid": s.pmcid,
-            "publication_types": "; ".join(s.publication_types or []), "mesh": mesh,
+            "publication_types": list(s.publication_types or []), "mesh": mesh,
             "design": s.design, "evidence_level": s.evidence_level,
             "retracted": s.is_retracted, "expression_of_concern": s.has_expression_of_concern,
             "erratum": s.has_erratum, "deleted": s.deleted, "raw_sha256": raw_sha,
             "study_id": s.id, "flags": [dict(f) for f in s.flags or []],
         })
-    return _frame(rows, STUDY_COLUMNS)
+    df = _frame(rows, STUDY_COLUMNS)
+    df["year"] = df["year"].astype("Int64")
+    return df
 
 
 def audit_log(session: Session) -> pd.DataFrame:
@@ -1288,3 +1289,152 @@ def _utc(value: datetime) -> datetime:
 def iso_utc(value: datetime | None) -> str | None:
     """An instant as ISO 8601 UTC text (``None`` stays ``None``)."""
     return _utc(value).isoformat() if value is not None else None
+
+
+# --------------------------------------------------------------------------- analysts
+
+
+CERTAINTY_COUNT_COLUMNS = ["basis", "certainty", "claims"]
+DECISION_COLUMNS = ["event_id", "occurred_at", "actor", "action", "verdict_id", "claim_id",
+                    "kind", "substantiation", "certainty", "previous_substantiation",
+                    "previous_certainty", "changed"]
+VERDICT_EVIDENCE_COLUMNS = ["verdict_id", "claim_id", "reviewer", "kind", "substantiation",
+                            "certainty", "decided_at", "pmid", "pmid_version",
+                            "record_sha256", "raw_sha256", "retrieved_at", "fits",
+                            "retracted", "study_updated_at", "record_changed_since"]
+
+
+def certainty_counts(session: Session) -> pd.DataFrame:
+    """Claims (current articles) per GRADE certainty: suggested, reviewed and final.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``CERTAINTY_COUNT_COLUMNS``: ``basis`` is ``suggested`` (the tool's
+        suggestion on the claim), ``review`` (submitted reviewers' verdicts) or ``final``
+        (adjudicated verdicts); ``certainty`` runs strongest first (``CERTAINTY``), then
+        ``none`` for claims without a suggestion; every combination is listed, zeros too.
+    """
+    from evidence.vocabulary import CERTAINTY
+
+    current = (select(Claim.id).join(Article, col(Claim.article_id) == col(Article.id))
+               .where(col(Article.is_current)))
+    counts: dict[tuple[str, str], int] = {}
+    for value, n in session.exec(
+        select(Claim.suggested_certainty, func.count())
+        .where(col(Claim.id).in_(current)).group_by(col(Claim.suggested_certainty))
+    ).all():
+        counts[("suggested", value or "none")] = int(n)
+    for kind, value, n in session.exec(
+        select(Verdict.kind, Verdict.certainty, func.count())
+        .where(col(Verdict.submitted), col(Verdict.claim_id).in_(current))
+        .group_by(col(Verdict.kind), col(Verdict.certainty))
+    ).all():
+        counts[(kind, value or "none")] = counts.get((kind, value or "none"), 0) + int(n)
+    levels = [*CERTAINTY, "none"]
+    levels += sorted({c for _, c in counts} - set(levels))
+    rows = [{"basis": basis, "certainty": c, "claims": counts.get((basis, c), 0)}
+            for basis in ("suggested", "review", "final") for c in levels]
+    return _frame(rows, CERTAINTY_COUNT_COLUMNS)
+
+
+def decision_history(session: Session) -> pd.DataFrame:
+    """Every verdict creation and change, from the audit trail, in the order they happened.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``DECISION_COLUMNS``: who (``actor``) recorded which substantiation and
+        certainty on which claim, when; ``previous_*`` hold the verdict's values before
+        the event (``None`` on creation) and ``changed`` tells whether the substantiation
+        or the certainty differs from them.
+    """
+    rows = []
+    for e in session.exec(select(AuditEvent).where(col(AuditEvent.entity) == "verdict")
+                          .order_by(col(AuditEvent.id))).all():
+        after, before = dict(e.after or {}), dict(e.before or {})
+        prev_s, prev_c = before.get("substantiation"), before.get("certainty")
+        now_s, now_c = after.get("substantiation"), after.get("certainty")
+        rows.append({
+            "event_id": e.id, "occurred_at": e.occurred_at, "actor": e.actor,
+            "action": e.action, "verdict_id": int(e.entity_id) if e.entity_id.isdigit()
+            else None, "claim_id": after.get("claim_id", before.get("claim_id")),
+            "kind": after.get("kind", before.get("kind")), "substantiation": now_s,
+            "certainty": now_c, "previous_substantiation": prev_s,
+            "previous_certainty": prev_c,
+            "changed": bool(before) and (prev_s != now_s or prev_c != now_c),
+        })
+    return _frame(rows, DECISION_COLUMNS)
+
+
+def verdict_evidence(session: Session) -> pd.DataFrame:
+    """The PubMed record version behind each verdict: one row per verdict and linked study.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``VERDICT_EVIDENCE_COLUMNS``: the verdict (who, what, ``decided_at`` = its
+        last change) and each study linked to its claim, with the record version it rests
+        on (``pmid_version``, ``record_sha256``, the raw response's ``raw_sha256`` and
+        ``retrieved_at``); ``record_changed_since`` is true when the study row changed after
+        the decision (a re-fetched record, a retraction found later).
+    """
+    from evidence.models import RawRecord
+
+    stmt = (
+        select(Verdict, AppUser.username, Study, EvidenceLink.fits)
+        .join(AppUser, col(Verdict.reviewer_id) == col(AppUser.id))
+        .join(EvidenceLink, col(EvidenceLink.claim_id) == col(Verdict.claim_id))
+        .join(Study, col(EvidenceLink.study_id) == col(Study.id))
+        .order_by(col(Verdict.id), col(Study.pmid))
+    )
+    found = session.exec(stmt).all()
+    raw_ids = sorted({s.raw_record_id for _, _, s, _ in found if s.raw_record_id is not None})
+    raws: dict[int | None, tuple[str, Any]] = {}
+    for chunk in _chunks(raw_ids):
+        for rid, sha, fetched in session.exec(
+            select(RawRecord.id, RawRecord.sha256, RawRecord.retrieved_at)
+            .where(col(RawRecord.id).in_(chunk))
+        ).all():
+            raws[rid] = (sha, fetched)
+    rows = []
+    for v, name, s, fits in found:
+        raw_sha, retrieved = raws.get(s.raw_record_id, (None, None))
+        decided = _aware(v.updated_at)
+        changed = _aware(s.updated_at)
+        rows.append({
+            "verdict_id": v.id, "claim_id": v.claim_id, "reviewer": name, "kind": v.kind,
+            "substantiation": v.substantiation, "certainty": v.certainty,
+            "decided_at": decided, "pmid": s.pmid, "pmid_version": s.pmid_version,
+            "record_sha256": s.record_sha256, "raw_sha256": raw_sha,
+            "retrieved_at": retrieved, "fits": fits, "retracted": s.is_retracted,
+            "study_updated_at": changed, "record_changed_since": changed > decided,
+        })
+    return _frame(rows, VERDICT_EVIDENCE_COLUMNS)
+
+
+def _aware(moment: Any) -> Any:
+    """A datetime with a time zone (SQLite hands back UTC wall time without one)."""
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+AUDIT_STATUS_COLUMNS = ["verified", "events", "first_bad_id", "reason", "head_hash"]
+
+
+def audit_status(session: Session) -> pd.DataFrame:
+    """Whether the audit hash chain verifies (``audit.verify``), as one row.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``AUDIT_STATUS_COLUMNS``: ``events`` verified before the first bad one
+        (``first_bad_id``, with the ``reason``), and the chain's ``head_hash``.
+    """
+    from evidence import audit
+
+    result = audit.verify(session)
+    return _frame([{"verified": result.ok, "events": result.checked,
+                    "first_bad_id": result.first_bad_id, "reason": result.reason,
+                    "head_hash": result.head_hash}], AUDIT_STATUS_COLUMNS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,13 +21,49 @@ from sqlmodel import Session, col, select
 from evidence import crud
 from evidence.config import Settings, get_settings
 from evidence.db import session_scope
-from evidence.errors import NCBIError, NCBIUnavailable, ParseError
+from evidence.errors import InputError, NCBIError, NCBIUnavailable, ParseError
 from evidence.models import Citation, RawRecord, Study
 from ingest.entrez import EntrezClient, RawResponse
 from ingest.load import LoadStats, raw_body, store_raw, upsert_studies
 from ingest.pubmed_xml import PubmedRecord, parse_pubmed_bytes
 
 RETRYABLE = ("pending", "unavailable", "ncbi_error")
+_PMID = re.compile(r"[1-9][0-9]{0,9}")
+_PMID_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def parse_pmids(text: str, *, source: str, lines: bool = False) -> list[str]:
+    """The PMIDs in ``text``, in order, without repeats.
+
+    PMIDs are separated by commas, spaces or newlines; with ``lines`` (a file's text) ``#``
+    starts a comment that runs to the end of its line.
+
+    Parameters
+    ----------
+    text
+        One ``--pmid`` value (``"1,2"``) or a file's text.
+    source
+        Named in the error (``--pmid`` or the file name).
+    lines
+        Read ``text`` as a file: comments allowed, errors name the line.
+
+    Raises
+    ------
+    InputError
+        An entry that is not a PMID (a positive whole number), naming it (and its line).
+    """
+    found: list[str] = []
+    for number, line in enumerate(text.splitlines() or [text], start=1):
+        if lines:
+            line = line.split("#", 1)[0]
+        for token in _PMID_SEPARATORS.split(line.strip()):
+            if not token:
+                continue
+            if not _PMID.fullmatch(token):
+                where = f"{source} line {number}" if lines else f"{source} {text!r}"
+                raise InputError(f"{where}: {token!r} is not a PMID")
+            found.append(token)
+    return list(dict.fromkeys(found))
 
 
 def make_client(settings: Settings | None = None, **overrides: Any) -> EntrezClient:

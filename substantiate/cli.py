@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from sqlmodel import Session
 
 from evidence import audit, crud, db, export, queries
 from evidence.config import get_settings
-from evidence.errors import NotFound, PermissionDenied, SubstantiateError
+from evidence.errors import InputError, NotFound, PermissionDenied, SubstantiateError
 from evidence.linking import LinkSummary
 from evidence.models import ADMIN, AppUser
 from substantiate import jobs
@@ -52,12 +51,16 @@ users_app = typer.Typer(help="People who use the reviewer app.", no_args_is_help
                         rich_markup_mode=None)
 studies_app = typer.Typer(help="Inspect stored PubMed studies.", no_args_is_help=True,
                           rich_markup_mode=None)
+export_app = typer.Typer(
+    help="Export the audit tables with a manifest (--out DIR), or check an export (verify).",
+    invoke_without_command=True, rich_markup_mode=None)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(claims_app, name="claims")
 app.add_typer(citations_app, name="citations")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(studies_app, name="studies")
+app.add_typer(export_app, name="export")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 ACTOR = f"cli:{os.environ.get('USER', 'operator')}"
@@ -110,7 +113,10 @@ def _acting(session: Session, *, required: bool = True) -> int | None:
 
 
 def _emit_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str, ensure_ascii=False))
+    """Strict JSON on stdout: ``null`` for missing values, lists as lists, ISO 8601 times
+    (``evidence.export.jsonable``); written as it is, never through rich's markup."""
+    sys.stdout.write(export.dumps(data) + "\n")
+    sys.stdout.flush()
 
 
 def _print_frame(rows: list[dict[Any, Any]], columns: list[str], title: str) -> None:
@@ -193,8 +199,12 @@ def ingest_articles(
 
 @ingest_app.command("pubmed")
 def ingest_pubmed(
-    pmid: Annotated[list[str] | None, typer.Option("--pmid", help="Fetch this PMID (repeat).")
-                    ] = None,
+    pmid: Annotated[list[str] | None, typer.Option(
+        "--pmid", help="Fetch these PMIDs (comma-separated; repeat the option for more).")
+    ] = None,
+    pmids_from: Annotated[str | None, typer.Option(
+        "--pmids-from", help="Fetch the PMIDs in this file ('-': stdin): one per line or "
+        "separated by commas or spaces; '#' starts a comment.")] = None,
     query: Annotated[str | None, typer.Option(help="Run this PubMed search, fetch the hits.")
                      ] = None,
     max_results: Annotated[int, typer.Option("--max", help="Hits to fetch for --query.")] = 20,
@@ -204,13 +214,20 @@ def ingest_pubmed(
     """Resolve pending citations to PMIDs and fetch their PubMed records (or --pmid / --query).
 
     Example: substantiate ingest pubmed --query "ketamine depression" --max 50
+    Example: substantiate ingest pubmed --pmid 35326338,35997954 --pmids-from pmids.txt
     """
     from ingest import pubmed
 
+    pmids = [p for value in pmid or [] for p in pubmed.parse_pmids(value, source="--pmid")]
+    if pmids_from is not None:
+        pmids += pubmed.parse_pmids(_read_input(pmids_from), source=pmids_from, lines=True)
+    if (pmid or pmids_from is not None) and not pmids:
+        raise InputError("--pmid / --pmids-from gave no PMIDs")
     engine = _engine()
     client = pubmed.make_client()
     with _progress(enabled=not as_json) as progress:
-        summary = jobs.ingest_pubmed(engine, client, pmids=pmid or [], query=query,
+        summary = jobs.ingest_pubmed(engine, client, pmids=list(dict.fromkeys(pmids)),
+                                     query=query,
                                      max_results=max_results, refresh=refresh, actor=ACTOR,
                                      progress=progress)
     if as_json:
@@ -226,6 +243,16 @@ def ingest_pubmed(
             err.print(f"problem: {p}")
     if summary.problems:
         raise typer.Exit(1)
+
+
+def _read_input(name: str) -> str:
+    """The text of file ``name``, or of stdin for ``-``; one-line error when unreadable."""
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {name}: {getattr(e, 'strerror', None) or e}") from None
 
 
 @ingest_app.command("medline")
@@ -257,7 +284,7 @@ def studies_list(as_json: JsonOpt = False) -> None:
 
     with db.read_session(_engine()) as session:
         df = queries.studies(session)
-    rows = df.drop(columns=["study_id"]).to_dict(orient="records")
+    rows = export.jsonable(df.drop(columns=["study_id"]))
     if as_json:
         _emit_json(rows)
         return
@@ -344,7 +371,7 @@ def claims_list(
     with db.read_session(_engine()) as session:
         df = queries.claims(session, article_id=article, category=category, status=status,
                             flag=flag)
-    rows = df.to_dict(orient="records")
+    rows = export.jsonable(df)
     if as_json:
         _emit_json(rows)
         return
@@ -395,7 +422,7 @@ def citations_list(
 
     with db.read_session(_engine()) as session:
         df = queries.citations(session, article_id=article, kind=kind)
-    rows = df.to_dict(orient="records")
+    rows = export.jsonable(df)
     if as_json:
         _emit_json(rows)
         return
@@ -430,25 +457,37 @@ def audit_verify(
         raise typer.Exit(1)
 
 
-@app.command("export")
+@export_app.callback()
 def export_cmd(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
+    ctx: typer.Context,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder to write into.")
+                       ] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "csv",
+    article: Annotated[int | None, typer.Option(
+        help="Only this article's rows (and the studies and audit events they refer to).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only rows changed (audit events made) at or after this date or ISO time.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export the audit tables and a manifest with each file's sha256.
+    """Export the audit tables and a manifest with each file's sha256 (audited).
 
-    Example: substantiate export --format csv --out exports/
+    Example: substantiate export --format csv --out exports/ --article 3 --since 2026-01-01
     """
-
-    with db.read_session(_engine()) as session:
-        manifest = export.export(session, out_dir=out_dir, fmt=fmt)
+    if ctx.invoked_subcommand is not None:
+        return
+    if out_dir is None:
+        raise InputError("give --out DIR to export, or: substantiate export verify DIR")
+    moment = export.parse_since(since) if since is not None else None
+    manifest = export.create(_engine(), out_dir=out_dir, fmt=fmt, article_id=article,
+                             since=moment, exported_by=ACTOR)
     if as_json:
         _emit_json(manifest)
         return
     for f in manifest["files"]:
         out.print(f"wrote {out_dir / f['file']}")
-    out.print(f"wrote {out_dir / 'manifest.json'}")
+    out.print(f"wrote {out_dir / export.MANIFEST}")
     if not manifest["audit"]["verified"]:
         err.print("warning: the audit trail does not verify; see `substantiate audit verify`")
 
@@ -484,6 +523,33 @@ def report_cmd(
                     "sha256": hashlib.sha256(data).hexdigest()})
         return
     out.print(f"wrote {out_file} ({fmt}, {len(data)} bytes)")
+
+
+@export_app.command("verify")
+def export_verify(
+    directory: Annotated[Path, typer.Argument(help="A folder an export wrote.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check an export against its manifest (sha256, rows, columns) and the audit chain.
+
+    Exit 1 naming the first mismatch. Example: substantiate export verify exports/
+    """
+    with db.read_session(_engine()) as session:
+        problems = export.verify(session, directory)
+        grown = export.events_since(session, directory) if not problems else None
+    if as_json:
+        _emit_json({"ok": not problems, "problems": problems, "events_since_export": grown})
+    elif problems:
+        err.print(f"export does not verify: {problems[0]}"
+                  + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
+    else:
+        plural = "s" if grown != 1 else ""
+        note = (f"; the database has {grown} audit event{plural} more than at export time"
+                if grown else "; the database has no audit events since")
+        out.print(f"export verified: every file matches its manifest; its audit head is "
+                  f"in the database's chain{note}")
+    if problems:
+        raise typer.Exit(1)
 
 
 @users_app.command("add")
