@@ -112,6 +112,15 @@ def _acting(session: Session, *, required: bool = True) -> int | None:
     return user.id
 
 
+def _who(engine: Engine) -> str:
+    """Who a read-only command (export, report) records as its author: the ``--as`` user
+    (or ``SUBSTANTIATE_USER``), checked to exist, else the operating-system user."""
+    with db.read_session(engine) as session:
+        user_id = _acting(session, required=False)
+        user = queries.get_user(session, user_id) if user_id is not None else None
+    return user.username if user is not None else ACTOR
+
+
 def _emit_json(data: Any) -> None:
     """Strict JSON on stdout: ``null`` for missing values, lists as lists, ISO 8601 times
     (``evidence.export.jsonable``); written as it is, never through rich's markup."""
@@ -480,8 +489,9 @@ def export_cmd(
     if out_dir is None:
         raise InputError("give --out DIR to export, or: substantiate export verify DIR")
     moment = export.parse_since(since) if since is not None else None
-    manifest = export.create(_engine(), out_dir=out_dir, fmt=fmt, article_id=article,
-                             since=moment, exported_by=ACTOR)
+    engine = _engine()
+    manifest = export.create(engine, out_dir=out_dir, fmt=fmt, article_id=article,
+                             since=moment, exported_by=_who(engine))
     if as_json:
         _emit_json(manifest)
         return
@@ -513,7 +523,8 @@ def report_cmd(
         out_file.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SubstantiateError(f"cannot write {out_file}: {e.strerror}") from e
-    data = report.generate(_engine(), article_id=article, fmt=fmt, actor=ACTOR)
+    engine = _engine()
+    data = report.generate(engine, article_id=article, fmt=fmt, actor=_who(engine))
     try:
         out_file.write_bytes(data)
     except OSError as e:
