@@ -78,7 +78,8 @@ ARTICLES_EXPORT = ["article_id", "source", "title", "sha256", "content_type", "r
 _KEYS = {"articles": "article_id", "claims": "claim_id", "citations": "citation_id",
          "studies": "study_id", "links": "link_id", "assessments": "assessment_id",
          "verdicts": "verdict_id", "claim_sources": "source_id",
-         "article_scorecard": "article_id", "audit_log": "id"}
+         "article_scorecard": "article_id", "claims_register": "claim_id",
+         "audit_log": "id"}
 
 
 # ------------------------------------------------------------------------------ JSON
@@ -203,6 +204,12 @@ def _scope(session: Session, *, article_id: int | None, since: datetime | None) 
     keys["verdicts"] = _ids(session, on_article(ver_stmt, Verdict, join_claim=True))
     src_stmt = select(ClaimSource.id).join(Claim, col(ClaimSource.claim_id) == col(Claim.id))
     keys["claim_sources"] = _ids(session, on_article(src_stmt, ClaimSource, join_claim=True))
+    # A register row is in scope when its claim is, or when one of its verdicts is (the
+    # register's ``updated_at`` is the later of the two).
+    register = set(keys["claims"])
+    for chunk in _chunks(keys["verdicts"]):
+        register |= _ids(session, select(Verdict.claim_id).where(col(Verdict.id).in_(chunk)))
+    keys["claims_register"] = register
 
     studies: set[Any] = set()
     for chunk in _chunks(keys["links"]):
@@ -496,31 +503,52 @@ def create(
     article_id: int | None = None,
     since: datetime | None = None,
     exported_by: str,
+    user: AppUser | int | None = None,
 ) -> dict[str, Any]:
     """``export`` in a read session, then ``record`` it in the audit trail (committed).
+
+    Parameters
+    ----------
+    exported_by
+        Who the manifest and the audit event name (a username or ``cli:<OS user>``).
+    user
+        The app's signed-in user (or their id): their role and ``active`` flag are read
+        from the database in the recording transaction (``require_exporter``), and the
+        export is refused unless they may export. ``None``: an operator's command line.
 
     Returns
     -------
     dict
         The manifest (see ``export``).
+
+    Raises
+    ------
+    PermissionDenied
+        ``user`` may not export (the files written to ``out_dir`` are then not recorded;
+        the app writes them to a temporary folder it discards).
     """
     with db.read_session(engine) as session:
         manifest = export(session, out_dir=out_dir, fmt=fmt, article_id=article_id,
                           since=since, exported_by=exported_by)
     with db.session_scope(engine) as session:
+        if user is not None:
+            require_exporter(session, user)
         record(session, manifest_path=out_dir / MANIFEST, actor=exported_by)
     return manifest
 
 
-def require_exporter(user: AppUser | None) -> AppUser:
-    """``user`` if their role may export from the app (``EXPORT_ROLES``).
+def require_exporter(session: Session, user: AppUser | int | None) -> AppUser:
+    """The stored row of ``user`` if their role may export from the app (``EXPORT_ROLES``).
+
+    Role and ``active`` are read from the database in ``session``'s (write) transaction
+    (``crud.acting_user``), never from the object passed in.
 
     Raises
     ------
     PermissionDenied
-        No user, or a role that may not export.
+        No user, a deactivated one, or a role that may not export.
     """
-    return crud.require_role(user, *EXPORT_ROLES)
+    return crud.acting_user(session, user, *EXPORT_ROLES)
 
 
 def archive(out_dir: Path) -> bytes:

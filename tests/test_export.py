@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from evidence import audit, config, db, export
-from evidence.errors import InputError
-from evidence.models import AuditEvent, Citation
+from evidence.errors import InputError, PermissionDenied
+from evidence.models import AppUser, AuditEvent, Citation
 from substantiate import cli
 from tests.factories import (
     make_article,
@@ -231,6 +231,7 @@ def test_filters_keep_one_article_and_what_refers_to_it(
         ("evidence_link", str(min(_read(out / "links.csv")["link_id"].astype(int)))),
         ("verdict", str(seeded["v1"]))}
     assert _read(out / "article_scorecard.csv")["article_id"].tolist() == [str(seeded["a1"])]
+    assert _read(out / "claims_register.csv")["claim_id"].tolist() == [str(seeded["c1"])]
     with db.read_session(migrated) as s:
         assert export.verify(s, out) == []
         with pytest.raises(InputError, match="article 999999 does not exist"):
@@ -247,6 +248,7 @@ def test_since_keeps_rows_changed_after_it(
     assert _read(out / "articles.csv")["article_id"].tolist() == [str(seeded["a1"])]
     assert _read(out / "claims.csv")["claim_id"].tolist() == [str(seeded["c1"])]
     assert _read(out / "verdicts.csv")["verdict_id"].tolist() == [str(seeded["v1"])]
+    assert _read(out / "claims_register.csv")["claim_id"].tolist() == [str(seeded["c1"])]
     assert _read(out / "citations.csv")["pmid"].tolist() == ["90000003"]
     assert "90000002" not in _read(out / "studies.csv")["pmid"].tolist()
     assert len(_read(out / "audit_log.csv")) == 9  # every event was made after 2024-06-01
@@ -303,3 +305,35 @@ def test_cli_export_filters_and_verify(
     assert code == 1 and err.startswith("error: --since 'yesterday-ish' is not a date")
     code, _, err = _run(monkeypatch, capsys, "export")
     assert code == 1 and "give --out DIR" in err
+
+
+def test_app_exports_read_the_exporters_role_from_the_database(
+    migrated: Engine, tmp_path: Path
+) -> None:
+    """An export made for a signed-in user is recorded only if the stored row may export:
+    a forged role, a viewer or a deactivated adjudicator is refused and nothing is audited."""
+    with Session(migrated, expire_on_commit=False) as s:
+        viewer = make_user(s, username="vera", role="viewer")
+        judge = make_user(s, username="jude", role="adjudicator")
+        s.commit()
+    forged = viewer.model_copy(update={"role": "admin"})
+
+    def exports_recorded() -> int:
+        with db.read_session(migrated) as s:
+            return len(s.exec(select(AuditEvent).where(
+                col(AuditEvent.action) == "export.create")).all())
+
+    for who in (viewer, forged, viewer.id):
+        with pytest.raises(PermissionDenied):
+            export.create(migrated, out_dir=tmp_path / "x", exported_by="vera", user=who)
+    assert exports_recorded() == 0
+    export.create(migrated, out_dir=tmp_path / "ok", exported_by="jude", user=judge)
+    assert exports_recorded() == 1
+    with db.session_scope(migrated) as s:
+        row = s.get(AppUser, judge.id)
+        assert row is not None
+        row.active = False
+        s.add(row)
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        export.create(migrated, out_dir=tmp_path / "late", exported_by="jude", user=judge)
+    assert exports_recorded() == 1
