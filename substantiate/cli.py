@@ -97,10 +97,9 @@ def _acting(session: Session, *, bootstrap: bool = False) -> int | None:
     again in its own transaction (``crud.acting_user``). ``bootstrap``: the database has
     no user yet, so nobody acts (``None``) unless ``--as`` names someone.
     """
-    required = not bootstrap
     name = _AS["user"] or (None if bootstrap else get_settings().cli_user)
     if not name:
-        if required:
+        if not bootstrap:
             raise PermissionDenied("this command acts as a user: pass --as USER or set "
                                    "SUBSTANTIATE_USER")
         return None
