@@ -93,16 +93,16 @@ def _progress(*, enabled: bool = True) -> Iterator[jobs.Progress]:
         yield show
 
 
-def _acting(session: Session, *, required: bool = True) -> int | None:
+def _acting(session: Session, *, bootstrap: bool = False) -> int | None:
     """The id of the user the CLI acts as (``--as``, else ``SUBSTANTIATE_USER``).
 
     Only the name is resolved here; each write reads the user's role and ``active`` flag
-    again in its own transaction (``crud.acting_user``). ``None`` when no user is named
-    and ``required`` is false.
+    again in its own transaction (``crud.acting_user``). ``bootstrap``: the database has
+    no user yet, so nobody acts (``None``) unless ``--as`` names someone.
     """
-    name = _AS["user"] or get_settings().cli_user
+    name = _AS["user"] or (None if bootstrap else get_settings().cli_user)
     if not name:
-        if required:
+        if not bootstrap:
             raise PermissionDenied("this command acts as a user: pass --as USER or set "
                                    "SUBSTANTIATE_USER")
         return None
@@ -579,7 +579,7 @@ def users_add(
     """
     engine = _engine()
     with db.read_session(engine) as session:  # refuse before asking for a password
-        actor = _acting(session, required=crud.count_users(session) > 0)
+        actor = _acting(session, bootstrap=crud.count_users(session) == 0)
         if actor is not None:
             crud.acting_user(session, actor, ADMIN)
     if password_env:

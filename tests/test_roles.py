@@ -362,11 +362,15 @@ def pw(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_cli_bootstraps_the_first_admin_then_needs_as(monkeypatch, capsys, pw) -> None:
+    monkeypatch.setenv("SUBSTANTIATE_USER", "root")  # configured ahead: no one to act yet
+    config.reset_settings()
     code, _, err = _cli(monkeypatch, capsys, "users", "add", "rita", "--role", "reviewer", *pw)
     assert (code, err.strip()) == (
         1, "error: there are no users yet: the first user must be an admin, not a reviewer")
     code, out, err = _cli(monkeypatch, capsys, "users", "add", "root", "--role", "admin", *pw)
     assert (code, out.strip()) == (0, "added root (admin)"), err
+    monkeypatch.delenv("SUBSTANTIATE_USER")
+    config.reset_settings()
     code, _, err = _cli(monkeypatch, capsys, "users", "add", "eve", "--role", "admin", *pw)
     assert (code, err.strip()) == (
         1, "error: this command acts as a user: pass --as USER or set SUBSTANTIATE_USER")
