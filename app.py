@@ -31,6 +31,13 @@ try:
 except ConfigError as e:
     st.error(ui.md_escape(f"The database cannot be opened: {e}"))
     st.stop()
+ui.sync_cookie()
+
+# A link to a claim (``?claim=N``) opens it once signed in: remember it on the sign-in page
+# and on a tab's first run (the claim screen still checks who may see it).
+wanted = st.query_params.get("claim")
+if (user is None or ui.PAGE_KEY not in st.session_state) and wanted and wanted.isdigit():
+    st.session_state[ui.DEEP_LINK_KEY] = int(wanted)
 
 if user is None:
     pages = [st.Page("app_pages/sign_in.py", title="Sign in", icon=":material/login:")]
@@ -54,4 +61,6 @@ else:
 page = st.navigation(pages)
 st.session_state[ui.PREVIOUS_PAGE_KEY] = st.session_state.get(ui.PAGE_KEY)
 st.session_state[ui.PAGE_KEY] = page.url_path
+if user is not None and ui.DEEP_LINK_KEY in st.session_state:
+    ui.open_claim(st.session_state.pop(ui.DEEP_LINK_KEY))
 page.run()

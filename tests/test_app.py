@@ -198,11 +198,22 @@ def test_sso_identity_maps_to_a_user_or_is_refused(engine: Engine) -> None:
 
     at = _app()
     at.secrets["auth"] = auth
-    at.user = {"is_logged_in": True, "email": "Alice@Example.org", "sub": "idp|1"}
+    at.user = {"is_logged_in": True, "email": "Alice@Example.org", "sub": "idp|1",
+               "email_verified": True}
     at.run()
     assert not at.exception, at.exception
     assert at.session_state["user_id"] == alice_id
     assert at.title[0].value == "Review queue"
+
+    # The same address, not verified by the provider, matches no one.
+    at = _app()
+    at.secrets["auth"] = auth
+    at.user = {"is_logged_in": True, "email": "alice@example.org", "sub": "idp|3",
+               "email_verified": False}
+    at.run()
+    assert not at.exception, at.exception
+    assert "user_id" not in at.session_state
+    assert "has not verified this e-mail address" in at.error[0].value
 
     at = _app()
     at.secrets["auth"] = auth
