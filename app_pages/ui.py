@@ -168,6 +168,8 @@ def _cookie_token() -> str | None:
 def _token_user(token: str) -> AppUser | None:
     with reading() as session:
         found = auth.session_user(session, token)
+        if found is not None:
+            session.expunge(found.user)  # outlives the read session, whatever it ends with
     if found is None:
         return None
     if auth.needs_touch(found):
