@@ -45,6 +45,9 @@ def _chromium() -> Path:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)  # a busy machine can take more than the 5 s default
     return CHROMIUM
 
 
@@ -184,7 +187,6 @@ def test_sign_in_survives_reload_and_new_tab_until_expiry_or_sign_out(
     from playwright.sync_api import expect, sync_playwright
 
     executable = _chromium()
-    expect.set_options(timeout=30_000)  # a busy machine can take more than the 5 s default
     claim = f"Claim #{server['c2']}"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
