@@ -7,6 +7,8 @@ role its screens. Roles are enforced again by every write in ``evidence.review``
 
 from __future__ import annotations
 
+from typing import Literal
+
 import streamlit as st
 
 from app_pages import ui
@@ -32,9 +34,23 @@ try:
 except ConfigError as e:
     st.error(ui.md_escape(f"The database cannot be opened: {e}"))
     st.stop()
+ui.sync_cookie()
 
+# A link to a claim (``?claim=N``) opens it once signed in: remember it on the sign-in page
+# and on a tab's first run (the claim screen still checks who may see it).
+wanted = st.query_params.get("claim")
+if (user is None or ui.PAGE_KEY not in st.session_state) and wanted and wanted.isdigit():
+    st.session_state[ui.DEEP_LINK_KEY] = int(wanted)
+
+position: Literal["sidebar", "hidden"] = "sidebar"
 if user is None:
-    pages = [st.Page("app_pages/sign_in.py", title="Sign in", icon=":material/login:")]
+    # Every screen's address shows the sign-in (no "page not found"); a claim link's claim
+    # opens once signed in.
+    pages = [st.Page("app_pages/sign_in.py", title="Sign in", icon=":material/login:",
+                     default=True)]
+    pages += [st.Page("app_pages/sign_in.py", title="Sign in", url_path=path)
+              for path in ("queue", "claim", "dashboard", "adjudication", "users")]
+    position = "hidden"
 else:
     pages = [
         st.Page("app_pages/queue.py", title="Queue", icon=":material/list:", default=True),
@@ -55,7 +71,14 @@ else:
             ui.sign_out()
             st.rerun()
 
-page = st.navigation(pages)
+page = st.navigation(pages, position=position)
 st.session_state[ui.PREVIOUS_PAGE_KEY] = st.session_state.get(ui.PAGE_KEY)
 st.session_state[ui.PAGE_KEY] = page.url_path
+if user is not None and ui.DEEP_LINK_KEY in st.session_state:
+    linked = int(st.session_state.pop(ui.DEEP_LINK_KEY))
+    if page.url_path == "claim":  # already there: just make sure it is that claim
+        st.session_state[ui.CLAIM_KEY] = linked
+        st.query_params["claim"] = str(linked)
+    else:
+        ui.open_claim(linked)
 page.run()

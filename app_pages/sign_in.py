@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
-from evidence import crud
+from evidence import auth
 
 st.title("Substantiate")
 st.caption("Claim-evidence review for health-marketing content")
@@ -13,9 +13,11 @@ st.caption("Claim-evidence review for health-marketing content")
 identity = ui.sso_identity()
 if identity is not None:
     # Signed in with the identity provider, but no active account matches it.
-    who = identity[1] or identity[0] or "this account"
-    st.error(f"There is no active Substantiate account for {ui.md_escape(who)}. "
-             "Ask an admin to add one.")
+    who = identity.email or identity.subject or "this account"
+    unverified = ("" if identity.email is None or identity.email_verified else
+                  " (the identity provider has not verified this e-mail address)")
+    st.error(f"There is no active Substantiate account for {ui.md_escape(who)}"
+             f"{unverified}. Ask an admin to add one.")
     if st.button("Sign out of SSO", key="sign_in_sso_logout"):
         st.logout()
     st.stop()
@@ -27,12 +29,13 @@ with st.form("sign_in_form"):
     submitted = st.form_submit_button("Sign in", type="primary", key="sign_in_submit")
 
 if submitted:
-    with ui.reading() as session:
-        user = crud.authenticate(session=session, username=username, password=password)
-    if user is None:
-        st.error("Unknown username or wrong password.")
+    with ui.writing() as session:  # failures are recorded, success starts an app session
+        result = auth.sign_in(session, username=username or "", password=password or "",
+                              client=ui.client_key())
+    if result.user_id is None:
+        st.error(result.message)  # the library's own one-line text
     else:
-        st.session_state[ui.USER_KEY] = user.id
+        ui.signed_in(result.user_id, result.token)
         st.rerun()
 
 providers = ui.sso_providers()

@@ -3,21 +3,35 @@
 Text that comes from outside (articles, titles, abstracts, notes, usernames) is never given
 to Streamlit as HTML. It is shown through ``md_escape`` / ``highlight``, which escape every
 Markdown and HTML special character before adding the few Markdown marks the screen needs.
+
+Staying signed in. A password sign-in starts an app session (``evidence.auth``): a random
+token whose sha256 the database keeps. The browser keeps the token in the cookie
+``COOKIE_NAME`` and sends it with the request that opens every new Streamlit connection (a
+reload, a new tab), where ``st.context.cookies`` (read-only) shows it and ``current_user``
+turns it back into the user. Streamlit has no API that writes a cookie, so ``sync_cookie``
+writes it with three lines of our own JavaScript through Streamlit's own
+``st.html(..., unsafe_allow_javascript=True)`` (Streamlit >= 1.52), which runs in the page
+itself: no iframe and no extra package (the cookie-manager components do the same from an
+iframe, and some are no longer maintained). The cookie cannot be HttpOnly (script sets
+it); it is ``SameSite=Strict``, ``Path=/``, ``Secure`` when the app is served over https,
+and lives ``SESSION_IDLE_HOURS``. The token never appears in a URL. Sign-out revokes the
+session in the database (so a copy of the cookie is worthless) and clears the cookie.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import streamlit as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from evidence import db, queries
+from evidence import auth, db, queries
 from evidence.config import get_settings
 from evidence.errors import StaleWrite, SubstantiateError
 from evidence.models import AppUser
@@ -29,6 +43,13 @@ QUEUE_FILTERS_KEY = "queue_filters"
 FLASH_KEY = "flash"
 PAGE_KEY = "current_page"
 PREVIOUS_PAGE_KEY = "previous_page"
+TOKEN_KEY = "session_token"
+COOKIE_KEY = "session_cookie"
+DEEP_LINK_KEY = "deep_link_claim"
+DEAD_TOKEN_KEY = "session_dead_token"
+
+# The browser cookie that carries the app session's token.
+COOKIE_NAME = "substantiate_session"
 
 QUEUE_PAGE = "app_pages/queue.py"
 CLAIM_PAGE = "app_pages/claim.py"
@@ -94,16 +115,105 @@ def sso_providers() -> list[str | None]:
     return [None] if "client_id" in auth else []
 
 
-def sso_identity() -> tuple[str | None, str | None] | None:
-    """``(subject, email)`` of the SSO-signed-in person, or ``None``."""
+class SsoIdentity(NamedTuple):
+    """Who the identity provider says is signed in."""
+
+    subject: str | None
+    email: str | None
+    email_verified: bool
+
+
+def sso_identity() -> SsoIdentity | None:
+    """The SSO-signed-in person, or ``None``.
+
+    ``email_verified`` is true only when the provider's ``email_verified`` claim is.
+    """
     if not sso_providers() or not st.user.get("is_logged_in"):
         return None
     sub, email = st.user.get("sub"), st.user.get("email")
-    return (str(sub) if sub else None, str(email) if email else None)
+    verified = st.user.get("email_verified")
+    return SsoIdentity(str(sub) if sub else None, str(email) if email else None,
+                       verified is True or str(verified).lower() == "true")
+
+
+def client_key() -> str:
+    """What identifies the client for sign-in throttling: its address.
+
+    The ``CLIENT_IP_HEADER`` header's first address when that setting names one (behind a
+    reverse proxy that sets it), else the connection's address; ``local`` when Streamlit
+    reports none (the app opened on the machine itself).
+    """
+    header = get_settings().client_ip_header
+    if header:
+        value = st.context.headers.get(header)
+        if value and value.split(",")[0].strip():
+            return value.split(",")[0].strip()
+    return str(st.context.ip_address or "local")
+
+
+def _browser() -> str:
+    """The client's address and user agent, kept with an app session for the admin."""
+    agent = st.context.headers.get("User-Agent") or ""
+    return f"{client_key()} {agent}".strip()
+
+
+def _cookie_token() -> str | None:
+    try:
+        token = st.context.cookies.get(COOKIE_NAME)
+    except (AttributeError, RuntimeError):  # no browser connection (bare script runs)
+        return None
+    return str(token) if token else None
+
+
+def _token_user(token: str) -> AppUser | None:
+    with reading() as session:
+        found = auth.session_user(session, token)
+        if found is not None:
+            session.expunge(found.user)  # outlives the read session, whatever it ends with
+    if found is None:
+        return None
+    if auth.needs_touch(found):
+        with writing() as session:
+            auth.touch(session, found.session_id)
+    return found.user
+
+
+def _forget(token: str | None) -> None:
+    # The connection keeps offering the cookie it opened with: remember that it is dead.
+    st.session_state.pop(TOKEN_KEY, None)
+    st.session_state.pop(USER_KEY, None)
+    if token:
+        st.session_state[DEAD_TOKEN_KEY] = token
+    st.session_state[COOKIE_KEY] = ""
+
+
+def signed_in(user_id: int, token: str | None) -> None:
+    """Remember the signed-in user in this tab and, with a token, in the browser's cookie."""
+    st.session_state[USER_KEY] = int(user_id)
+    if token:
+        st.session_state[TOKEN_KEY] = token
+        st.session_state[COOKIE_KEY] = token
 
 
 def current_user() -> AppUser | None:
-    """The signed-in, active user (password or SSO), or ``None``."""
+    """The signed-in, active user (app session, password or SSO), or ``None``.
+
+    A tab signed in with a password carries its app session's token; every run checks it,
+    so a session that was revoked, went idle, or whose user was deactivated ends at once.
+    A new tab (or a reload) finds the token in the browser's cookie.
+    """
+    token = st.session_state.get(TOKEN_KEY)
+    if token is None and st.session_state.get(USER_KEY) is None:
+        cookie = _cookie_token()
+        if cookie is not None and cookie != st.session_state.get(DEAD_TOKEN_KEY):
+            token = cookie
+    if token is not None:
+        user = _token_user(str(token))
+        if user is not None:
+            signed_in(int(user.id or 0), str(token))
+            return user
+        # Revoked, idle or unknown: this tab is signed out, and the cookie is cleared.
+        _forget(str(token))
     with reading() as session:
         user_id = st.session_state.get(USER_KEY)
         if user_id is not None:
@@ -113,7 +223,9 @@ def current_user() -> AppUser | None:
             return user
         identity = sso_identity()
         if identity is not None:
-            user = queries.user_for_oidc(session, subject=identity[0], email=identity[1])
+            user = queries.user_for_oidc(session, subject=identity.subject,
+                                         email=identity.email,
+                                         email_verified=identity.email_verified)
             if user is not None:
                 st.session_state[USER_KEY] = user.id
             return user
@@ -130,11 +242,41 @@ def require_user() -> AppUser:
 
 
 def sign_out() -> None:
-    """Forget the signed-in user (and end the SSO session when there is one)."""
+    """Forget the signed-in user: revoke the app session, clear the cookie, end SSO."""
+    token = st.session_state.get(TOKEN_KEY) or _cookie_token()
+    if token:
+        with writing() as session:
+            auth.end_session(session, str(token))
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    _forget(str(token) if token else None)
     if sso_identity() is not None:
         st.logout()
+
+
+def sync_cookie() -> None:
+    """Write (or clear) the app-session cookie in the browser; call it on every run.
+
+    Renders nothing visible: a script, the only one the app runs, that sets
+    ``document.cookie`` (see the module docstring for why this way). The token is
+    URL-safe base64 and is written as a JSON string literal.
+    """
+    token = st.session_state.get(COOKIE_KEY)
+    if token is None:
+        return
+    if token:
+        max_age = int(get_settings().session_idle_hours * 3600)
+    else:
+        max_age = 0
+        st.session_state.pop(COOKIE_KEY, None)
+    script = (
+        "<script>(function(){"
+        f"var c={json.dumps(COOKIE_NAME)}+'='+{json.dumps(str(token))}"
+        f"+'; Path=/; Max-Age={max_age}; SameSite=Strict';"
+        "if(window.location.protocol==='https:'){c+='; Secure';}"
+        "document.cookie=c;})();</script>"
+    )
+    st.html(script, unsafe_allow_javascript=True)
 
 
 # --------------------------------------------------------------------------- navigation

@@ -1,11 +1,11 @@
-"""Users screen (admins): add people and change their roles."""
+"""Users screen (admins): add people, change their roles, sign them out, deactivate them."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app_pages import ui
-from evidence import queries, review
+from evidence import auth, queries, review
 from evidence.errors import SubstantiateError
 from evidence.models import ROLES
 
@@ -57,4 +57,34 @@ if not people.empty:
             ui.show_error(e)
         else:
             ui.flash("success", f"{ui.md_escape(names[target])} is now a {new_role}.")
+            st.rerun()
+
+if not people.empty:
+    with st.form("users_access_form"):
+        st.markdown("**Access**")
+        names = dict(zip(people["user_id"], people["username"], strict=True))
+        versions = dict(zip(people["user_id"], people["version"], strict=True))
+        who = st.selectbox("User", list(names), format_func=lambda u: names[u],
+                           key="users_access_target")
+        cols = st.columns(3)
+        everywhere = cols[0].form_submit_button("Sign out everywhere",
+                                                key="users_sign_out_everywhere")
+        deactivate = cols[1].form_submit_button("Deactivate", key="users_deactivate")
+        reactivate = cols[2].form_submit_button("Reactivate", key="users_reactivate")
+    if who is not None and (everywhere or deactivate or reactivate):
+        name = ui.md_escape(names[who])
+        try:
+            with ui.writing() as session:
+                if everywhere:
+                    n = auth.sign_out_everywhere(session, actor=user, user_id=int(who))
+                    message = f"Signed {name} out of {n} session{'s' if n != 1 else ''}."
+                else:
+                    auth.set_user_active(session, actor=user, user_id=int(who),
+                                         active=bool(reactivate),
+                                         expected_version=int(versions[who]))
+                    message = f"{name} is {'active' if reactivate else 'deactivated'}."
+        except SubstantiateError as e:
+            ui.show_error(e)
+        else:
+            ui.flash("success", message)
             st.rerun()

@@ -96,6 +96,35 @@ class Settings(BaseSettings):
         description="Port `substantiate app` serves the reviewer app on.",
     )
 
+    session_idle_hours: float = Field(
+        default=8.0,
+        gt=0,
+        validation_alias="SESSION_IDLE_HOURS",
+        description="Hours without activity after which an app sign-in (kept across reloads "
+        "and tabs by a browser cookie) expires and the reviewer must sign in again.",
+    )
+    sign_in_max_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="SIGN_IN_MAX_FAILURES",
+        description="Failed password sign-ins for one username, or from one client, within "
+        "SIGN_IN_WINDOW_MINUTES after which further attempts are refused unchecked.",
+    )
+    sign_in_window_minutes: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias="SIGN_IN_WINDOW_MINUTES",
+        description="Window (minutes) over which failed sign-ins are counted; attempts are "
+        "allowed again once enough failures have aged out of it.",
+    )
+    client_ip_header: str | None = Field(
+        default=None,
+        validation_alias="CLIENT_IP_HEADER",
+        description="Request header that names the client's address when the app runs "
+        "behind a reverse proxy (e.g. `X-Forwarded-For`; its first address is used). Unset: "
+        "the address of the connection itself. Only set it when the proxy overwrites it.",
+    )
+
     @property
     def effective_database_url(self) -> str:
         """The database URL in force: ``DATABASE_URL`` or the SQLite default."""

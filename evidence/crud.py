@@ -16,9 +16,11 @@ the user's stored username. Writes that take an actor *string* (``ingest_run``,
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from argon2 import PasswordHasher
@@ -465,10 +467,25 @@ def find_user(session: Session, *, username: str) -> AppUser | None:
     return session.exec(select(AppUser).where(AppUser.username == username.strip())).first()
 
 
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash of a random password nobody knows, made with the same argon2 parameters."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def authenticate(*, session: Session, username: str, password: str) -> AppUser | None:
-    """The active user with this name and password, or ``None``."""
+    """The active user with this name and password, or ``None``.
+
+    Takes as long for an unknown, deactivated or password-less (SSO-only) user as for a
+    wrong password: the password is then checked against a dummy hash, so the time taken
+    does not tell which usernames exist.
+    """
     user = session.exec(select(AppUser).where(AppUser.username == username.strip())).first()
     if user is None or not user.active or not user.password_hash:
+        try:
+            _hasher.verify(_dummy_hash(), password)
+        except (VerificationError, InvalidHashError):
+            pass
         return None
     try:
         _hasher.verify(user.password_hash, password)

@@ -328,3 +328,34 @@ class AuditEvent(Timestamped, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class AppSession(Timestamped, table=True):
+    """A browser signed in with a password: the sha256 of its random token, never the token.
+
+    Valid while not revoked and seen within the idle limit (``evidence.auth``).
+    """
+
+    __tablename__ = "app_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    revoked_at: datetime | None = Field(default=None, sa_type=TZ)
+    client: str = Field(default="", max_length=300)
+
+
+class SignInFailure(Timestamped, table=True):
+    """One failed password sign-in, counted by ``evidence.auth`` to throttle guessing.
+
+    Kept apart from the audit trail (which records every failure too) so old rows can be
+    pruned; the password is never stored.
+    """
+
+    __tablename__ = "sign_in_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=120, index=True)
+    client: str = Field(max_length=300, index=True)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=TZ, index=True)

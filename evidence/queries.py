@@ -1103,18 +1103,20 @@ def get_user(session: Session, user_id: int) -> AppUser | None:
     return user if user is not None and user.active else None
 
 
-def user_for_oidc(session: Session, *, subject: str | None, email: str | None) -> AppUser | None:
+def user_for_oidc(session: Session, *, subject: str | None, email: str | None,
+                  email_verified: bool = False) -> AppUser | None:
     """The active user a single-sign-on identity maps to, or ``None``.
 
     Matched by ``oidc_subject`` first, then by username equal to the e-mail address
-    (case-insensitively).
+    (case-insensitively) only when the identity provider says it verified that address
+    (``email_verified``): anyone can claim an unverified address at some providers.
     """
     if subject:
         user = session.exec(select(AppUser).where(col(AppUser.oidc_subject) == subject,
                                                   col(AppUser.active))).first()
         if user is not None:
             return user
-    if email:
+    if email and email_verified:
         return session.exec(select(AppUser).where(
             func.lower(col(AppUser.username)) == email.strip().lower(), col(AppUser.active)
         )).first()

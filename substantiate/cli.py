@@ -343,6 +343,12 @@ def _print_link_summary(summary: LinkSummary) -> None:
         err.print(f"problem: {p}")
 
 
+# Streamlit options `substantiate app` always passes (as .streamlit/config.toml does, which
+# Streamlit reads only from the folder it is started in): no usage statistics, and the
+# viewer toolbar (no "Deploy", rerun or clear-cache items).
+APP_OPTIONS = ("--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer")
+
+
 @app.command("app")
 def app_cmd(
     port: Annotated[int | None, typer.Option(help="Port (default: SUBSTANTIATE_APP_PORT).")
@@ -359,8 +365,7 @@ def app_cmd(
     if not script.is_file():
         raise SubstantiateError(f"the app script is missing: {script}")
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address",
-           "127.0.0.1", "--server.port", str(port or get_settings().app_port),
-           "--browser.gatherUsageStats", "false"]
+           "127.0.0.1", "--server.port", str(port or get_settings().app_port), *APP_OPTIONS]
     raise typer.Exit(subprocess.call(cmd))
 
 

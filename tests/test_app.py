@@ -10,6 +10,7 @@ import html
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from evidence import config, db, queries, review
-from evidence.models import AppUser, AuditEvent, CanonicalClaim, Claim, Verdict
+from evidence import auth, config, db, queries, review
+from evidence.models import AppSession, AppUser, AuditEvent, CanonicalClaim, Claim, Verdict
 from tests.factories import (
     make_article,
     make_claim,
@@ -175,6 +176,106 @@ def test_sign_in_with_password(seeded: dict[str, Any]) -> None:
     assert "user_id" not in at.session_state
 
 
+def _sign_in(at: AppTest, username: str = "rita", password: str = PASSWORD) -> AppTest:
+    at.text_input(key="sign_in_username").input(username)
+    at.text_input(key="sign_in_password").input(password)
+    at.button(key="sign_in_submit").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _app_sessions(engine: Engine) -> list[AppSession]:
+    with Session(engine) as s:
+        return list(s.exec(select(AppSession).order_by(AppSession.id)).all())  # type: ignore[arg-type]
+
+
+def test_a_password_sign_in_is_kept_by_a_token_until_sign_out(
+    seeded: dict[str, Any], engine: Engine
+) -> None:
+    at = _sign_in(_app().run())
+    token = at.session_state["session_token"]
+    (row,) = _app_sessions(engine)
+    assert row.user_id == seeded["users"]["rita"] and row.revoked_at is None
+    assert row.token_hash == auth.hash_token(token) != token
+    # The token goes to the browser's cookie (our one script), never into the URL.
+    cookie_script = [h.proto.body for h in at.html if "substantiate_session" in h.proto.body]
+    assert len(cookie_script) == 1 and json.dumps(token) in cookie_script[0]
+    assert "SameSite=Strict" in cookie_script[0] and "Path=/" in cookie_script[0]
+    assert all(token not in str(v) for v in at.query_params.values())
+
+    # A new tab brings the token (from the cookie) and is signed in without a password.
+    tab = _app(session_token=token).run()
+    assert not tab.exception, tab.exception
+    assert tab.title[0].value == "Review queue"
+    assert tab.session_state["user_id"] == seeded["users"]["rita"]
+
+    at.button(key="sign_out").click().run()
+    assert at.title[0].value == "Substantiate"
+    (row,) = _app_sessions(engine)
+    assert row.revoked_at is not None
+    clear = [h.proto.body for h in at.html if "substantiate_session" in h.proto.body]
+    assert len(clear) == 1 and "Max-Age=0" in clear[0]
+    # The other tab is signed out on its next run; the revoked token signs no one in.
+    tab.run()
+    assert tab.title[0].value == "Substantiate"
+    assert _app(session_token=token).run().title[0].value == "Substantiate"
+
+
+def test_an_idle_or_revoked_session_asks_to_sign_in_again(
+    seeded: dict[str, Any], engine: Engine
+) -> None:
+    at = _sign_in(_app().run())
+    token = at.session_state["session_token"]
+    with Session(engine) as s:
+        row = s.exec(select(AppSession)).one()
+        row.last_seen_at = row.last_seen_at - timedelta(hours=8, minutes=1)
+        s.add(row)
+        s.commit()
+    at.run()
+    assert at.title[0].value == "Substantiate"
+    assert "user_id" not in at.session_state
+
+    # An admin signs rita out everywhere from the Users screen.
+    at = _sign_in(_app().run())
+    assert at.title[0].value == "Review queue"
+    admin = _app(seeded["users"]["root"]).run()
+    admin.switch_page("app_pages/users.py").run()
+    admin.selectbox(key="users_access_target").set_value(seeded["users"]["rita"])
+    admin.button(key="users_sign_out_everywhere").click().run()
+    assert not admin.exception, admin.exception
+    assert "Signed rita out of 2 sessions." in admin.success[0].value  # idle one too
+    at.run()
+    assert at.title[0].value == "Substantiate"
+    assert _app(session_token=token).run().title[0].value == "Substantiate"
+
+
+def test_a_link_to_a_claim_opens_it_after_sign_in(seeded: dict[str, Any]) -> None:
+    c2 = seeded["claims"][1]
+    at = _app()
+    at.query_params["claim"] = str(c2)
+    at.run()
+    assert at.title[0].value == "Substantiate"
+    _sign_in(at)
+    assert at.title[0].value == f"Claim #{c2}"
+
+
+def test_repeated_failed_sign_ins_are_refused_with_a_clear_message(
+    seeded: dict[str, Any], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGN_IN_MAX_FAILURES", "2")
+    config.reset_settings()
+    at = _app().run()
+    for _ in range(2):
+        _sign_in(at, password="wrong password")
+        assert at.error[0].value == "Unknown username or wrong password."
+    _sign_in(at)  # the right password, too late
+    assert at.error[0].value.startswith("Too many failed sign-ins")
+    assert "user_id" not in at.session_state
+    assert [e.action for e in _events(engine, "user.sign_in_failed")] == [
+        "user.sign_in_failed"] * 2
+    assert len(_events(engine, "user.sign_in_throttled")) == 1
+
+
 def test_sso_button_only_when_configured(seeded: dict[str, Any]) -> None:
     at = _app().run()
     assert "Sign in with SSO" not in [b.label for b in at.button]
@@ -198,11 +299,22 @@ def test_sso_identity_maps_to_a_user_or_is_refused(engine: Engine) -> None:
 
     at = _app()
     at.secrets["auth"] = auth
-    at.user = {"is_logged_in": True, "email": "Alice@Example.org", "sub": "idp|1"}
+    at.user = {"is_logged_in": True, "email": "Alice@Example.org", "sub": "idp|1",
+               "email_verified": True}
     at.run()
     assert not at.exception, at.exception
     assert at.session_state["user_id"] == alice_id
     assert at.title[0].value == "Review queue"
+
+    # The same address, not verified by the provider, matches no one.
+    at = _app()
+    at.secrets["auth"] = auth
+    at.user = {"is_logged_in": True, "email": "alice@example.org", "sub": "idp|3",
+               "email_verified": False}
+    at.run()
+    assert not at.exception, at.exception
+    assert "user_id" not in at.session_state
+    assert "has not verified this e-mail address" in at.error[0].value
 
     at = _app()
     at.secrets["auth"] = auth

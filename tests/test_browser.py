@@ -1,8 +1,10 @@
-"""The real app in a real browser: sign in, open a claim, grade it, save, check the database.
+"""The real app in a real browser: sign in, open a claim, grade it, save, check the database;
+stay signed in across a reload and a new tab, follow a link to a claim through the sign-in,
+expire and sign out.
 
-Starts ``streamlit run app.py`` on a free loopback port against a seeded temporary SQLite
-database and drives the system Chromium (``/usr/bin/chromium``) with Playwright. A
-screenshot of the graded claim goes to ``test-artifacts/``.
+Starts ``streamlit run app.py`` (with ``substantiate app``'s options) on a free loopback
+port against a seeded temporary SQLite database and drives the system Chromium
+(``/usr/bin/chromium``) with Playwright. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,8 @@ import pytest
 from sqlmodel import Session, select
 
 from evidence import db
-from evidence.models import AuditEvent, Verdict
+from evidence.models import AppSession, AuditEvent, Verdict, utcnow
+from substantiate.cli import APP_OPTIONS
 from tests.factories import make_article, make_claim, make_link, make_study, make_user
 
 pytestmark = pytest.mark.browser
@@ -41,6 +45,9 @@ def _chromium() -> Path:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)  # a busy machine can take more than the 5 s default
     return CHROMIUM
 
 
@@ -95,8 +102,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
              "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+             "--server.port", str(port), "--server.fileWatcherType", "none",
+             *APP_OPTIONS],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -166,3 +173,68 @@ def test_sign_in_grade_and_save_in_chromium(server: dict[str, Any]) -> None:
         actions = [e.action for e in s.exec(select(AuditEvent).where(
             AuditEvent.actor == "rita")).all()]
     assert actions == ["assessment.create", "claim.derive", "verdict.create", "claim.status"]
+
+
+def _sign_in(page: Any) -> None:
+    page.get_by_label("Username").fill("rita")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_sign_in_survives_reload_and_new_tab_until_expiry_or_sign_out(
+    server: dict[str, Any],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    claim = f"Claim #{server['c2']}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.set_default_timeout(30_000)
+            page = context.new_page()
+            # A link to a claim leads through the sign-in to that claim.
+            page.goto(f"{server['base']}/claim?claim={server['c2']}")
+            _sign_in(page)
+            expect(page.get_by_role("heading", name=claim)).to_be_visible()
+            page.wait_for_function("document.cookie.includes('substantiate_session=')")
+            (cookie,) = [c for c in context.cookies() if c["name"] == "substantiate_session"]
+            assert cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+            assert cookie["value"] not in page.url
+
+            # A reload and a new tab are still signed in.
+            page.reload()
+            expect(page.get_by_role("heading", name=claim)).to_be_visible()
+            tab = context.new_page()
+            tab.goto(server["base"])
+            expect(tab.get_by_role("heading", name="Review queue")).to_be_visible()
+            expect(tab.get_by_text("Signed in as rita")).to_be_visible()
+            tab.close()
+
+            # Idle past the limit: the next load asks to sign in again.
+            with Session(server["engine"]) as s:
+                for row in s.exec(select(AppSession)).all():
+                    row.last_seen_at = utcnow() - timedelta(hours=9)
+                    s.add(row)
+                s.commit()
+            page.reload()
+            expect(page.get_by_label("Username")).to_be_visible()
+
+            # Sign in again, sign out: a reload stays signed out.
+            _sign_in(page)
+            expect(page.get_by_role("heading", name=claim)).to_be_visible()
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_label("Username")).to_be_visible()
+            page.reload()
+            expect(page.get_by_label("Username")).to_be_visible()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "signed-out.png"))
+        finally:
+            browser.close()
+
+    with Session(server["engine"]) as s:
+        rows = s.exec(select(AppSession).order_by(AppSession.id)).all()  # type: ignore[arg-type]
+    assert len(rows) == 2
+    assert rows[0].revoked_at is None  # expired by idle time
+    assert rows[1].revoked_at is not None  # revoked by signing out

@@ -255,3 +255,23 @@ def test_untrusted_text_is_printed_literally(monkeypatch, capsys, tmp_path: Path
     code, out, err = run(monkeypatch, capsys, "claims", "list")
     assert code == 0, err
     assert "Ketamine [/] relieves [red]depression[/red] within hours" in out
+
+
+def test_app_runs_with_the_viewer_toolbar_wherever_it_is_started(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import tomllib
+
+    started: list[list[str]] = []
+    # Record the command instead of serving the app (the browser tests serve it for real,
+    # with the same options).
+    monkeypatch.setattr(subprocess, "call", lambda cmd: started.append(cmd) or 0)
+    code, _, err = run(monkeypatch, capsys, "app", "--port", "8599")
+    assert code == 0, err
+    (cmd,) = started
+    assert cmd[cmd.index("--client.toolbarMode") + 1] == "viewer"  # no "Deploy"
+    assert cmd[cmd.index("--server.port") + 1] == "8599"
+    # `streamlit run app.py` from the project folder reads the same from its config file.
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"

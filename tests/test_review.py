@@ -765,9 +765,15 @@ def test_user_for_oidc(session: Session) -> None:
     gone = make_user(session, username="gone@example.org")
     gone.active = False
     session.commit()
-    assert queries.user_for_oidc(session, subject=None, email="alice@example.org") == a
+    assert queries.user_for_oidc(session, subject=None, email="alice@example.org",
+                                 email_verified=True) == a
+    # An address the provider did not verify matches no one (the subject still does).
+    assert queries.user_for_oidc(session, subject=None, email="alice@example.org") is None
+    assert queries.user_for_oidc(session, subject="idp|9", email="alice@example.org",
+                                 email_verified=False) is None
     assert queries.user_for_oidc(session, subject="sub-123", email="x@y") == b
-    assert queries.user_for_oidc(session, subject="nope", email="gone@example.org") is None
+    assert queries.user_for_oidc(session, subject="nope", email="gone@example.org",
+                                 email_verified=True) is None
     assert queries.get_user(session, gone.id or 0) is None
 
 
