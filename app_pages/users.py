@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
-from evidence import auth, queries, review
+from evidence import auth, crud, queries, review
 from evidence.errors import SubstantiateError
 from evidence.models import ROLES
 
@@ -79,7 +79,7 @@ if not people.empty:
                     n = auth.sign_out_everywhere(session, actor=user, user_id=int(who))
                     message = f"Signed {name} out of {n} session{'s' if n != 1 else ''}."
                 else:
-                    auth.set_user_active(session, actor=user, user_id=int(who),
+                    crud.set_user_active(session=session, actor=user, user_id=int(who),
                                          active=bool(reactivate),
                                          expected_version=int(versions[who]))
                     message = f"{name} is {'active' if reactivate else 'deactivated'}."

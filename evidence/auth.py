@@ -30,15 +30,13 @@ from sqlmodel import Session, col, select
 
 from evidence import audit, crud
 from evidence.config import Settings, get_settings
-from evidence.errors import InputError
-from evidence.models import AppSession, AppUser, SignInFailure, utcnow
+from evidence.models import ADMIN, AppSession, AppUser, SignInFailure, utcnow
 
 TOKEN_BYTES = 32
 # last_seen_at is written at most this often (and at least twice per idle period).
 TOUCH_INTERVAL = timedelta(minutes=5)
 FAILED = "user.sign_in_failed"
 THROTTLED = "user.sign_in_throttled"
-REVOKED = "user.sessions_revoke"
 WRONG = "Unknown username or wrong password."
 ANONYMOUS = "anonymous"
 _NAME_MAX = 120
@@ -172,53 +170,18 @@ def end_session(session: Session, token: str | None, *, now: datetime | None = N
     return bool(getattr(result, "rowcount", 0))
 
 
-def revoke_user_sessions(session: Session, *, user_id: int, actor: str,
-                         now: datetime | None = None) -> int:
-    """Revoke every live app session of one user (audited); how many were revoked."""
-    now = now or utcnow()
-    result = session.execute(update(AppSession).where(
-        col(AppSession.user_id) == user_id, col(AppSession.revoked_at).is_(None)
-    ).values(revoked_at=now, updated_at=now))
-    count = int(getattr(result, "rowcount", 0) or 0)
-    audit.record(session, actor=actor, action=REVOKED, entity="app_user", entity_id=user_id,
-                 after={"revoked_sessions": count})
-    return count
-
-
-def sign_out_everywhere(session: Session, *, actor: AppUser | None, user_id: int) -> int:
+def sign_out_everywhere(session: Session, *, actor: crud.Acting, user_id: int) -> int:
     """Revoke all of a user's app sessions (admins only); how many were revoked.
 
-    Raises
-    ------
-    PermissionDenied
-        The actor is not an admin.
-    """
-    admin = crud.require_role(actor, "admin")
-    return revoke_user_sessions(session, user_id=user_id, actor=admin.username)
-
-
-def set_user_active(session: Session, *, actor: AppUser | None, user_id: int, active: bool,
-                    expected_version: int) -> AppUser:
-    """Deactivate (or reactivate) a user (admins only); deactivating revokes their sessions.
+    The actor's role and ``active`` flag are read from the database in this transaction.
 
     Raises
     ------
     PermissionDenied
-        The actor is not an admin.
-    InputError
-        An admin tried to deactivate themselves.
-    StaleWrite
-        The user row changed since it was shown.
+        The actor is not an active admin.
     """
-    admin = crud.require_role(actor, "admin")
-    if not active and admin.id == user_id:
-        raise InputError("you cannot deactivate your own account")
-    user = crud.update_versioned(session, AppUser, user_id, expected_version=expected_version,
-                                 changes={"active": active}, actor=admin.username,
-                                 action="user.activate" if active else "user.deactivate")
-    if not active:
-        revoke_user_sessions(session, user_id=user_id, actor=admin.username)
-    return user
+    admin = crud.acting_user(session, actor, ADMIN)
+    return crud.revoke_user_sessions(session, user_id=user_id, actor=admin.username)
 
 
 # --------------------------------------------------------------------------- sign-in

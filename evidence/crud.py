@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,7 @@ from evidence.models import (
     CLAIM_STATUSES,
     REVIEW_ROLES,
     ROLES,
+    AppSession,
     AppUser,
     CanonicalClaim,
     Claim,
@@ -51,6 +53,7 @@ Acting = AppUser | int | None
 id, or ``None`` (nobody signed in)."""
 
 SYSTEM = "system"
+SESSIONS_REVOKED = "user.sessions_revoke"  # audit action: a user's app sessions revoked
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
@@ -431,12 +434,14 @@ def set_user_active(*, session: Session, user_id: int, active: bool, expected_ve
     Admins only; versioned and audited. Users are never deleted: their reviews and audit
     events keep pointing at them.
 
+    Deactivating revokes the user's app sessions.
+
     Raises
     ------
     PermissionDenied
         No actor, an unknown or deactivated actor, or a non-admin.
     InputError
-        Deactivating the last active admin.
+        Deactivating the last active admin, or oneself.
     NotFound
         No such user.
     StaleWrite
@@ -444,11 +449,33 @@ def set_user_active(*, session: Session, user_id: int, active: bool, expected_ve
     """
     by = acting_user(session, actor, ADMIN)
     if not active:
+        if by.id == user_id:
+            raise InputError("you cannot deactivate your own account")
         _keep_an_admin(session, user_id)
-    return update_versioned(session, AppUser, user_id, expected_version=expected_version,
+    user = update_versioned(session, AppUser, user_id, expected_version=expected_version,
                             changes={"active": active},
                             actor=by.username,
                             action="user.activate" if active else "user.deactivate")
+    if not active:  # a later reactivation must not bring old sign-ins back
+        revoke_user_sessions(session, user_id=user_id, actor=by.username)
+    return user
+
+
+def revoke_user_sessions(session: Session, *, user_id: int, actor: str,
+                         now: datetime | None = None) -> int:
+    """Revoke every live app session of one user (audited); how many were revoked.
+
+    Internal: callers check the actor's role first (``set_user_active``,
+    ``auth.sign_out_everywhere``).
+    """
+    now = now or utcnow()
+    result = session.execute(update(AppSession).where(
+        col(AppSession.user_id) == user_id, col(AppSession.revoked_at).is_(None)
+    ).values(revoked_at=now, updated_at=now))
+    count = int(getattr(result, "rowcount", 0) or 0)
+    audit.record(session, actor=actor, action=SESSIONS_REVOKED, entity="app_user",
+                 entity_id=user_id, after={"revoked_sessions": count})
+    return count
 
 
 def _keep_an_admin(session: Session, user_id: int) -> None:

@@ -115,10 +115,14 @@ def _acting(session: Session, *, bootstrap: bool = False) -> int | None:
 def _who(engine: Engine) -> str:
     """Who a read-only command (export, report) records as its author: the ``--as`` user
     (or ``SUBSTANTIATE_USER``), checked to exist, else the operating-system user."""
+    name = _AS["user"] or get_settings().cli_user
+    if not name:
+        return ACTOR
     with db.read_session(engine) as session:
-        user_id = _acting(session, required=False)
-        user = queries.get_user(session, user_id) if user_id is not None else None
-    return user.username if user is not None else ACTOR
+        user = crud.find_user(session, username=name)
+    if user is None:
+        raise PermissionDenied(f"no user named {name!r} (--as / SUBSTANTIATE_USER)")
+    return user.username
 
 
 def _emit_json(data: Any) -> None:

@@ -124,27 +124,27 @@ def test_sign_out_and_admin_actions_revoke_sessions(session: Session) -> None:
     assert auth.session_user(session, phone) is None
     assert auth.session_user(session, tablet) is None
     assert auth.session_user(session, ravis) is not None
-    (event,) = _events(session, auth.REVOKED)
+    (event,) = _events(session, crud.SESSIONS_REVOKED)
     assert (event.actor, event.entity_id, event.after) == (
         "root", str(rita.id), {"revoked_sessions": 2})
 
     # Deactivating a user revokes their sessions; reactivating does not bring them back.
     with pytest.raises(InputError, match="your own account"):
-        auth.set_user_active(session, actor=root, user_id=root.id or 0, active=False,
+        crud.set_user_active(session=session, actor=root, user_id=root.id or 0, active=False,
                              expected_version=root.version)
-    auth.set_user_active(session, actor=root, user_id=ravi.id or 0, active=False,
+    crud.set_user_active(session=session, actor=root, user_id=ravi.id or 0, active=False,
                          expected_version=ravi.version)
     session.commit()
     assert auth.session_user(session, ravis) is None
     ravi_row = session.get(type(ravi), ravi.id)
     assert ravi_row is not None and ravi_row.active is False
-    auth.set_user_active(session, actor=root, user_id=ravi.id or 0, active=True,
+    crud.set_user_active(session=session, actor=root, user_id=ravi.id or 0, active=True,
                          expected_version=ravi_row.version)
     session.commit()
     assert auth.session_user(session, ravis) is None
     assert [e.action for e in session.exec(select(AuditEvent).where(
         AuditEvent.actor == "root")).all()] == [
-        auth.REVOKED, "user.deactivate", auth.REVOKED, "user.activate"]
+        crud.SESSIONS_REVOKED, "user.deactivate", crud.SESSIONS_REVOKED, "user.activate"]
 
 
 def test_a_deactivated_users_session_is_refused(session: Session) -> None:

@@ -305,6 +305,14 @@ def test_cli_export_filters_and_verify(
     assert code == 1 and err.startswith("error: --since 'yesterday-ish' is not a date")
     code, _, err = _run(monkeypatch, capsys, "export")
     assert code == 1 and "give --out DIR" in err
+    # Named with --as, the exporter is that (existing) user, not the OS account.
+    code, stdout, err = _run(monkeypatch, capsys, "--as", "rita", "export", "--out",
+                             str(tmp_path / "as"), "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["exported_by"] == "rita"
+    code, stdout, err = _run(monkeypatch, capsys, "--as", "ghost", "export", "--out",
+                             str(tmp_path / "ghost"))
+    assert code == 1 and "no user named 'ghost'" in err and not (tmp_path / "ghost").exists()
 
 
 def test_app_exports_read_the_exporters_role_from_the_database(

@@ -109,6 +109,7 @@ def test_every_json_output_is_strict_json(
         ("audit", "verify"): [],
         ("export",): ["--out", str(out)],
         ("export", "verify"): [str(out)],
+        ("report",): ["--article", str(claim.article_id), "--out", str(tmp_path / "r.html")],
         ("demo",): ["--articles-dir", str(articles), "--no-app"],
     }
     assert set(commands) == _json_commands()  # a new --json command must be added here
@@ -134,6 +135,7 @@ def test_every_json_output_is_strict_json(
     manifest = outputs[("export",)]
     assert datetime.fromisoformat(manifest["exported_at"]).tzinfo is not None
     assert outputs[("export", "verify")]["ok"] is True
+    assert outputs[("report",)]["format"] == "html" and outputs[("report",)]["bytes"] > 0
 
 
 def test_jsonable_makes_missing_values_null_and_times_iso() -> None:
