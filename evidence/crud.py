@@ -449,9 +449,9 @@ def set_user_active(*, session: Session, user_id: int, active: bool, expected_ve
     """
     by = acting_user(session, actor, ADMIN)
     if not active:
+        _keep_an_admin(session, user_id)
         if by.id == user_id:
             raise InputError("you cannot deactivate your own account")
-        _keep_an_admin(session, user_id)
     user = update_versioned(session, AppUser, user_id, expected_version=expected_version,
                             changes={"active": active},
                             actor=by.username,

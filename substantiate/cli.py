@@ -120,9 +120,10 @@ def _who(engine: Engine) -> str:
         return ACTOR
     with db.read_session(engine) as session:
         user = crud.find_user(session, username=name)
-    if user is None:
+        username = user.username if user is not None else None
+    if username is None:
         raise PermissionDenied(f"no user named {name!r} (--as / SUBSTANTIATE_USER)")
-    return user.username
+    return username
 
 
 def _emit_json(data: Any) -> None:

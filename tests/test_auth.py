@@ -129,7 +129,7 @@ def test_sign_out_and_admin_actions_revoke_sessions(session: Session) -> None:
         "root", str(rita.id), {"revoked_sessions": 2})
 
     # Deactivating a user revokes their sessions; reactivating does not bring them back.
-    with pytest.raises(InputError, match="your own account"):
+    with pytest.raises(InputError, match="last active admin"):
         crud.set_user_active(session=session, actor=root, user_id=root.id or 0, active=False,
                              expected_version=root.version)
     crud.set_user_active(session=session, actor=root, user_id=ravi.id or 0, active=False,

@@ -320,6 +320,11 @@ def test_the_last_active_admin_stays(session: Session) -> None:
         session.rollback()
     crud.set_user_active(session=session, user_id=ada.id, active=True, expected_version=2,
                          actor=root)
+    session.commit()
+    with pytest.raises(InputError, match="your own account"):  # even with another admin
+        crud.set_user_active(session=session, user_id=root.id, active=False,
+                             expected_version=1, actor=root)
+    session.rollback()
     crud.set_user_role(session=session, user_id=root.id, role="viewer", expected_version=1,
                        actor=root)
     session.commit()
