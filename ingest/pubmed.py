@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from evidence import crud
 from evidence.config import Settings, get_settings
-from evidence.db import session_scope
+from evidence.db import read_session, session_scope
 from evidence.errors import NCBIError, NCBIUnavailable, ParseError
 from evidence.models import Citation, RawRecord, Study
 from ingest.entrez import EntrezClient, RawResponse
@@ -84,7 +84,7 @@ def resolve_citations(
     dict[str, int]
         Citations per resulting status.
     """
-    with Session(engine) as session:
+    with read_session(engine) as session:
         stmt = select(Citation).where(col(Citation.kind).in_(("pmid", "pmcid", "doi")))
         if not refresh:
             stmt = stmt.where(col(Citation.status).in_(RETRYABLE))
@@ -182,7 +182,7 @@ def fetch_studies(
     wanted = list(dict.fromkeys(p.strip() for p in pmids if p.strip()))
     cached: set[str] = set()
     if not refresh and wanted:
-        with Session(engine) as session:
+        with read_session(engine) as session:
             for chunk in crud.chunked(wanted, 500):
                 cached.update(session.exec(
                     select(Study.pmid).where(col(Study.pmid).in_(chunk),
@@ -214,7 +214,7 @@ def search_pmids(engine: Engine, client: EntrezClient, query: str, *, max_result
     params = {"db": "pubmed", "term": query, "retmax": str(max_results), "retstart": "0"}
     key = request_key("esearch", params)
     if not refresh:
-        with Session(engine) as session:
+        with read_session(engine) as session:
             for raw in session.exec(
                 select(RawRecord).where(RawRecord.utility == "esearch")
                 .order_by(col(RawRecord.id).desc())
