@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from evidence import audit, db, review
-from evidence.errors import StaleWrite
+from evidence.errors import DatabaseBusy, StaleWrite
 from evidence.models import AppUser, Article, Assessment, Claim, EvidenceLink, Study, Verdict
 
 #: Hand-made studies use PMIDs from here on (never a real PubMed record).
@@ -42,7 +42,7 @@ class RaceCount:
     applied: int = 0
     refused_stale: int = 0
     lost: int = 0
-    locked: int = 0  # "database is locked" errors seen
+    locked: int = 0  # "database is locked" errors (or DB_LOCK_WAIT exceeded) seen
     other_errors: list[str] = field(default_factory=list)
     audit_ok: bool = False
     audit_checked: int = 0
@@ -175,6 +175,8 @@ def _one_write(engine: Engine, *, kind: str, user: AppUser, target: int,
             version = saved.version
     except StaleWrite:
         return "stale", 0
+    except DatabaseBusy:  # waited longer than DB_LOCK_WAIT: the queue's "database is locked"
+        return "locked", 0
     except OperationalError as e:
         if "database is locked" in str(e):
             return "locked", 0

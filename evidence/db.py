@@ -204,8 +204,9 @@ def upgrade(engine: Engine) -> str:
 
     check_connection(engine)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    if _revision(engine) == ScriptDirectory.from_config(cfg).get_current_head():
-        return _revision(engine)
+    current = _revision(engine)
+    if current == ScriptDirectory.from_config(cfg).get_current_head():
+        return current
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
