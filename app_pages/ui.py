@@ -83,8 +83,8 @@ def engine() -> Engine:
 
 @contextmanager
 def reading() -> Iterator[Session]:
-    """A short read-only session (closed, releasing its locks, before the screen draws)."""
-    with Session(engine(), expire_on_commit=False) as session:
+    """A short read-only session (``db.read_session``: it never takes the write lock)."""
+    with db.read_session(engine()) as session:
         yield session
 
 

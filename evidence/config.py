@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="Username the CLI acts as for writes that need a role (`users`, "
         "`claims regroup`); `--as USER` overrides it.",
     )
+    db_lock_wait: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias="DB_LOCK_WAIT",
+        description="Longest time (seconds) a writer waits, queued, for another writer to "
+        "finish with a SQLite database before giving up with an error (`-v` shows the wait).",
+    )
     app_port: int = Field(
         default=8501,
         validation_alias="SUBSTANTIATE_APP_PORT",

@@ -1,4 +1,31 @@
-"""Engines, sessions and schema upgrades for SQLite (default) and PostgreSQL."""
+"""Engines, sessions and schema upgrades for SQLite (default) and PostgreSQL.
+
+Sessions and locks
+------------------
+Reads never take the write lock; writers queue for it.
+
+* **Reads** go through :func:`read_session` (the one read-only session: the app's screens,
+  the notebooks, listings, exports, ``audit verify``, linking's and PubMed's look-ups).
+  On SQLite it begins ``DEFERRED`` (a WAL snapshot, no lock) with ``PRAGMA query_only`` on,
+  on PostgreSQL ``READ ONLY``: it never waits for a writer, never holds one up, and a write
+  through it fails loudly instead of being lost. :func:`check_connection`,
+  :func:`schema_is_current` and :func:`upgrade` (when the schema is already current) read
+  the same way.
+* **Writes** go through :func:`session_scope`. Every other transaction, a plain
+  ``Session(engine)`` included, begins ``IMMEDIATE`` on SQLite: it takes the write lock
+  before its first read. That is deliberate: under WAL a deferred transaction that reads
+  and then writes fails at once with ``SQLITE_BUSY`` (no waiting can help it) if another
+  writer committed in between, so a default of ``DEFERRED`` would turn every read-then-write
+  (optimistic-version checks, the audit chain's head) into a random failure under load.
+  The price is that a plain session left open holds the lock: hence reads use
+  :func:`read_session`.
+* **Waiting**: a writer that finds the lock taken queues for it, fairly and visibly
+  (``evidence.writer_queue``): "waiting for another writer" is logged at INFO on the
+  ``evidence.db`` logger, a long job lets waiters in between its units (each job commits
+  per article / per batch), and after ``DB_LOCK_WAIT`` seconds the writer gives up with
+  :class:`~evidence.errors.DatabaseBusy`. PostgreSQL needs none of this: writers wait on
+  row locks, and readers see MVCC snapshots.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +40,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel
 
-from evidence import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from evidence import (
+    models,  # noqa: F401  (registers the tables on SQLModel.metadata)
+    writer_queue,
+)
 from evidence.config import Settings, get_settings
 from evidence.errors import ConfigError
 
@@ -38,11 +68,14 @@ APPEND_ONLY_DDL: dict[str, list[str]] = {
 }
 
 
-def _sqlite_setup(engine: Engine) -> None:
-    # pysqlite's own transaction handling issues BEGIN lazily and DEFERRED; a deferred
-    # transaction that reads and then writes fails with SQLITE_BUSY under WAL when another
-    # writer committed in between. BEGIN IMMEDIATE takes the write lock up front (waiting
-    # up to busy_timeout), so concurrent writers queue instead of failing.
+def _sqlite_setup(engine: Engine, *, lock_wait: float) -> None:
+    # pysqlite's own transaction handling issues BEGIN lazily and DEFERRED; we issue BEGIN
+    # ourselves: IMMEDIATE for writers (queued, see evidence.writer_queue), DEFERRED and
+    # query_only for read sessions.
+    database = engine.url.database
+    if not database or database == ":memory:":
+        database = None
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
@@ -50,14 +83,20 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={writer_queue.BUSY_TIMEOUT_MS}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Read-only sessions (``read_session``) begin DEFERRED so they never hold the lock.
-        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        read_only = bool(conn.get_execution_options().get(READ_ONLY, False))
+        dbapi_conn = conn.connection.dbapi_connection
+        if conn.info.get(READ_ONLY, False) != read_only:  # per connection, kept in the pool
+            dbapi_conn.execute(f"PRAGMA query_only={int(read_only)}")
+            conn.info[READ_ONLY] = read_only
+        if read_only:
+            dbapi_conn.execute("BEGIN DEFERRED")
+        else:
+            writer_queue.begin_immediate(dbapi_conn, database=database, limit=lock_wait)
 
 
 def _json_dumps(value: Any) -> str:
@@ -65,13 +104,16 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, lock_wait: float | None = None) -> Engine:
     """Create an engine for ``url`` with the project's connection settings.
 
     Parameters
     ----------
     url
         SQLAlchemy database URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
+    lock_wait
+        SQLite: longest wait (seconds) for another writer; default the ``DB_LOCK_WAIT``
+        setting.
 
     Returns
     -------
@@ -98,7 +140,7 @@ def make_engine(url: str) -> Engine:
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                    json_serializer=_json_dumps)
-            _sqlite_setup(engine)
+            _sqlite_setup(engine, lock_wait=lock_wait or get_settings().db_lock_wait)
         else:
             engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps)
     except (ArgumentError, NoSuchModuleError, ImportError) as e:
@@ -115,7 +157,7 @@ def check_connection(engine: Engine) -> None:
         The database cannot be reached with the configured URL.
     """
     try:
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as e:
         url = engine.url.render_as_string(hide_password=True)
@@ -149,27 +191,39 @@ def alembic_config(url: str) -> Any:
 def upgrade(engine: Engine) -> str:
     """Create or upgrade the schema to the newest migration.
 
+    A database already at the newest revision is only read (no write lock), so every
+    command can call this while a long job writes.
+
     Returns
     -------
     str
         The revision the database is at afterwards.
     """
     from alembic import command
-    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     check_connection(engine)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    current = _revision(engine)
+    if current == ScriptDirectory.from_config(cfg).get_current_head():
+        return current
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-    with engine.connect() as conn:
-        rev = MigrationContext.configure(conn).get_current_revision()
-    return rev or ""
+    return _revision(engine)
+
+
+def _revision(engine: Engine) -> str:
+    from alembic.runtime.migration import MigrationContext
+
+    with reader(engine).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() or ""
 
 
 def schema_is_current(engine: Engine) -> bool:
     """Whether the database has the tables (at any revision)."""
-    return "audit_event" in inspect(engine).get_table_names()
+    with reader(engine).connect() as conn:
+        return "audit_event" in inspect(conn).get_table_names()
 
 
 _engines: dict[str, Engine] = {}
@@ -183,19 +237,30 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return _engines[url]
 
 
+#: Execution option marking a read-only engine (see :func:`reader`).
+READ_ONLY = "substantiate_read_only"
+
+
 def reader(engine: Engine) -> Engine:
-    """The engine for read-only sessions: on SQLite they do not take the write lock."""
-    return engine.execution_options(sqlite_begin="DEFERRED")
+    """The engine for read-only work: no write lock on SQLite, ``READ ONLY`` on PostgreSQL.
+
+    On SQLite its transactions begin ``DEFERRED`` with ``PRAGMA query_only`` on; on
+    PostgreSQL they are ``READ ONLY``. A write through it raises an error.
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(**{READ_ONLY: True}, postgresql_readonly=True)
+    return engine.execution_options(**{READ_ONLY: True})
 
 
-@contextmanager
-def read_session(engine: Engine) -> Iterator[Session]:
-    """A session for reads only (listing, exports, verification); rolled back at the end."""
-    with Session(reader(engine), expire_on_commit=False) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+def read_session(engine: Engine) -> Session:
+    """A session for reads only: screens, notebooks, listings, exports, verification.
+
+    It never takes the write lock (see the module docstring) and refuses writes. Use it as
+    a context manager (``with db.read_session(engine) as session:``; closing it ends its
+    transaction, loaded objects stay readable), or hold it open in a notebook
+    (``session = db.read_session(engine)``; ``session.rollback()`` sees newer data).
+    """
+    return Session(reader(engine), expire_on_commit=False)
 
 
 @contextmanager

@@ -53,3 +53,7 @@ class NCBIUnavailable(NCBIError):
 
 class ParseError(SubstantiateError, ValueError):
     """An XML document is malformed, truncated, or hostile (entities, DTD tricks)."""
+
+
+class DatabaseBusy(SubstantiateError, TimeoutError):
+    """Another writer held the database's write lock for longer than ``DB_LOCK_WAIT``."""

@@ -38,7 +38,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from evidence import audit, vocabulary
-from evidence.db import session_scope
+from evidence.db import read_session, session_scope
 from evidence.grading import (
     CertaintySuggestion,
     ClaimContext,
@@ -247,7 +247,7 @@ def link_all(
     summary = LinkSummary()
     discovered: dict[int, set[int]] = {}  # canonical id -> study ids from PubMed
     if discover is not None:
-        with Session(engine) as session:
+        with read_session(engine) as session:
             canon = list(session.exec(select(CanonicalClaim)).all())
         for cc in canon:
             query = build_pubmed_query(cc.statement, category=cc.category)
@@ -257,13 +257,13 @@ def link_all(
                 summary.problems.append(f"discovery for canonical claim {cc.id}: {e}")
                 continue
             if pmids:
-                with Session(engine) as session:
+                with read_session(engine) as session:
                     ids = session.exec(select(Study.id).where(col(Study.pmid).in_(pmids))).all()
                 assert cc.id is not None
                 discovered[cc.id] = {i for i in ids if i is not None}
                 summary.discovered_pmids += len(pmids)
 
-    with Session(engine) as session:
+    with read_session(engine) as session:
         studies = {s.id: s for s in session.exec(
             select(Study).where(col(Study.deleted).is_(False))).all()}
         articles = list(session.exec(select(Article).where(col(Article.is_current))

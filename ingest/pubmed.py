@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from evidence import crud
 from evidence.config import Settings, get_settings
-from evidence.db import session_scope
+from evidence.db import read_session, session_scope
 from evidence.errors import InputError, NCBIError, NCBIUnavailable, ParseError
 from evidence.models import Citation, RawRecord, Study
 from ingest.entrez import EntrezClient, RawResponse
@@ -121,7 +121,7 @@ def resolve_citations(
     dict[str, int]
         Citations per resulting status.
     """
-    with Session(engine) as session:
+    with read_session(engine) as session:
         stmt = select(Citation).where(col(Citation.kind).in_(("pmid", "pmcid", "doi")))
         if not refresh:
             stmt = stmt.where(col(Citation.status).in_(RETRYABLE))
@@ -219,7 +219,7 @@ def fetch_studies(
     wanted = list(dict.fromkeys(p.strip() for p in pmids if p.strip()))
     cached: set[str] = set()
     if not refresh and wanted:
-        with Session(engine) as session:
+        with read_session(engine) as session:
             for chunk in crud.chunked(wanted, 500):
                 cached.update(session.exec(
                     select(Study.pmid).where(col(Study.pmid).in_(chunk),
@@ -251,7 +251,7 @@ def search_pmids(engine: Engine, client: EntrezClient, query: str, *, max_result
     params = {"db": "pubmed", "term": query, "retmax": str(max_results), "retstart": "0"}
     key = request_key("esearch", params)
     if not refresh:
-        with Session(engine) as session:
+        with read_session(engine) as session:
             for raw in session.exec(
                 select(RawRecord).where(RawRecord.utility == "esearch")
                 .order_by(col(RawRecord.id).desc())
