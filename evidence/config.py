@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         description="Group claims by meaning (sentence embeddings) when the [semantic] extra "
         "is installed; off: lexical grouping only.",
     )
+    max_article_bytes: int = Field(
+        default=20_000_000,
+        gt=0,
+        validation_alias="MAX_ARTICLE_BYTES",
+        description="Largest article (file or URL download) read, in bytes (default 20 MB = "
+        "20,000,000): a bigger file is refused before it is read, a download stops past it.",
+    )
     app_port: int = Field(
         default=8501,
         validation_alias="SUBSTANTIATE_APP_PORT",

@@ -38,6 +38,13 @@ APPEND_ONLY_DDL: dict[str, list[str]] = {
 }
 
 
+#: The triggers of :data:`APPEND_ONLY_DDL`, by dialect: ``audit verify`` reports any missing.
+APPEND_ONLY_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("audit_event_no_update", "audit_event_no_delete"),
+    "postgresql": ("audit_event_no_change",),
+}
+
+
 def _sqlite_setup(engine: Engine) -> None:
     # pysqlite's own transaction handling issues BEGIN lazily and DEFERRED; a deferred
     # transaction that reads and then writes fails with SQLITE_BUSY under WAL when another
@@ -129,6 +136,50 @@ def install_append_only_guards(conn: Any) -> None:
         conn.exec_driver_sql(stmt)
 
 
+def missing_append_only_guards(conn: Any) -> list[str]:
+    """The append-only triggers on ``audit_event`` that are missing (or disabled), by name.
+
+    Parameters
+    ----------
+    conn
+        An open connection (SQLAlchemy ``Connection`` or a session's connection).
+
+    Returns
+    -------
+    list of str
+        Empty when every trigger of :data:`APPEND_ONLY_TRIGGERS` is installed and enabled.
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        rows = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'"
+        ).all()
+        present = {r[0] for r in rows}
+    else:
+        rows = conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass('audit_event') "
+            "AND NOT tgisinternal AND tgenabled <> 'D'"
+        ).all()
+        present = {r[0] for r in rows}
+    return [name for name in APPEND_ONLY_TRIGGERS[dialect] if name not in present]
+
+
+def ensure_append_only_guards(conn: Any) -> list[str]:
+    """Re-install the append-only triggers if any is missing or disabled.
+
+    Nothing is done (and no lock taken) when they are all in place.
+
+    Returns
+    -------
+    list of str
+        The names that were missing and are now installed again.
+    """
+    missing = missing_append_only_guards(conn)
+    if missing:
+        install_append_only_guards(conn)
+    return missing
+
+
 def create_all(engine: Engine) -> None:
     """Create every table directly (throwaway test databases only; real ones use Alembic)."""
     SQLModel.metadata.create_all(engine)
@@ -149,6 +200,9 @@ def alembic_config(url: str) -> Any:
 def upgrade(engine: Engine) -> str:
     """Create or upgrade the schema to the newest migration.
 
+    Also re-installs the append-only triggers on ``audit_event`` if someone dropped or
+    disabled them (:func:`ensure_append_only_guards`).
+
     Returns
     -------
     str
@@ -162,6 +216,7 @@ def upgrade(engine: Engine) -> str:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        ensure_append_only_guards(conn)
     with engine.connect() as conn:
         rev = MigrationContext.configure(conn).get_current_revision()
     return rev or ""
