@@ -189,7 +189,7 @@ def ingest_run(
         yield log
     except KeyboardInterrupt as e:
         _close_quietly(engine, log, e, status=INTERRUPTED,
-                       error=f"interrupted ({e or 'SIGINT'})")
+                       error=f"interrupted ({str(e) or 'SIGINT'})")
         raise
     except BaseException as e:
         _close_quietly(engine, log, e, status=ERROR, error=str(e) or type(e).__name__)

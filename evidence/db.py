@@ -164,19 +164,22 @@ def missing_append_only_guards(conn: Any) -> list[str]:
     return [name for name in APPEND_ONLY_TRIGGERS[dialect] if name not in present]
 
 
-def ensure_append_only_guards(conn: Any) -> list[str]:
+def ensure_append_only_guards(engine: Engine) -> list[str]:
     """Re-install the append-only triggers if any is missing or disabled.
 
-    Nothing is done (and no lock taken) when they are all in place.
+    Nothing is done (and no lock taken) when they are all in place. ``substantiate init``
+    calls this; the other commands do not, so that ``audit verify`` still sees (and
+    reports) a guard someone removed.
 
     Returns
     -------
     list of str
         The names that were missing and are now installed again.
     """
-    missing = missing_append_only_guards(conn)
-    if missing:
-        install_append_only_guards(conn)
+    with engine.begin() as conn:
+        missing = missing_append_only_guards(conn)
+        if missing:
+            install_append_only_guards(conn)
     return missing
 
 
@@ -200,9 +203,6 @@ def alembic_config(url: str) -> Any:
 def upgrade(engine: Engine) -> str:
     """Create or upgrade the schema to the newest migration.
 
-    Also re-installs the append-only triggers on ``audit_event`` if someone dropped or
-    disabled them (:func:`ensure_append_only_guards`).
-
     Returns
     -------
     str
@@ -216,7 +216,6 @@ def upgrade(engine: Engine) -> str:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-        ensure_append_only_guards(conn)
     with engine.connect() as conn:
         rev = MigrationContext.configure(conn).get_current_revision()
     return rev or ""

@@ -138,9 +138,12 @@ def init() -> None:
     """
     engine = db.get_engine()
     rev = db.upgrade(engine)
+    restored = db.ensure_append_only_guards(engine)
     interrupted = crud.close_interrupted_runs(engine, actor=ACTOR)
     out.print(f"database ready at revision {rev}: "
               f"{engine.url.render_as_string(hide_password=True)}")
+    if restored:
+        out.print(f"re-installed the audit trail's append-only guard: {', '.join(restored)}")
     if interrupted:
         out.print(f"runs closed as interrupted (their process had died): "
                   f"{', '.join(str(i) for i in interrupted)}")

@@ -26,7 +26,7 @@ from evidence import audit, config, crud, db
 from evidence.errors import InputError, ParseError
 from evidence.models import RUN_STATUSES, Article, AuditEvent, IngestRun, Study
 from ingest import articles
-from substantiate import jobs
+from substantiate import cli, jobs
 from tests.pubmed_records import article_set, article_xml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,13 +218,28 @@ def test_keep_going_continues_past_a_database_error(engine: Engine, tmp_path: Pa
         assert sorted(a.source for a in s.exec(select(Article)).all()) == [
             str(paths[0]), str(paths[2])]
         assert s.exec(select(IngestRun)).one().status == "partial"
-    assert audit.verify(Session(engine)).ok
+    with db.read_session(engine) as s:
+        assert audit.verify(s).ok
 
 
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from substantiate.cli import main; main()",
-                           *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], db_url: str,
+         *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process on ``db_url``: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setattr(sys, "argv", ["substantiate", *args])
+    config.reset_settings()
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for eng in db._engines.values():
+            eng.dispose()
+        db._engines.clear()
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def _env(db_url: str) -> dict[str, str]:
@@ -232,18 +247,20 @@ def _env(db_url: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def test_cli_keep_going_exits_1_and_says_how_many_were_skipped(db_url: str,
-                                                               tmp_path: Path) -> None:
+def test_cli_keep_going_exits_1_and_says_how_many_were_skipped(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     good = tmp_path / "good.txt"
     good.write_text(GOOD, encoding="utf-8")
     nul = HOSTILE["nul"][0](tmp_path)
     zero = _zero(tmp_path)
-    proc = _cli("ingest", "articles", "--keep-going", str(nul), str(zero), str(good),
-                env=_env(db_url), cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert "articles: 1 new" in proc.stdout
-    lines = proc.stderr.strip().splitlines()
+    code, out, err = _cli(monkeypatch, capsys, sqlite_url, "ingest", "articles",
+                          "--keep-going", str(nul), str(zero), str(good))
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "articles: 1 new" in out
+    lines = err.strip().splitlines()
     assert lines == [f"skipped: {nul}: not text: NUL character at offset 0",
                      f"skipped: {zero}: is a character device (through a symlink), not a "
                      "regular file; refused without reading it",
@@ -292,11 +309,18 @@ def _run_row(db_url: str, run_id: int) -> tuple[str, str | None]:
         eng.dispose()
 
 
+def _init(db_url: str) -> None:
+    eng = db.make_engine(db_url)
+    db.upgrade(eng)
+    eng.dispose()
+
+
 def test_run_killed_with_sigkill_is_marked_interrupted_by_the_next_command(
-    db_url: str, tmp_path: Path, silent_server: str,
+    db_url: str, tmp_path: Path, silent_server: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     env = _env(db_url)
-    assert _cli("init", env=env, cwd=tmp_path).returncode == 0
+    _init(db_url)
     proc = subprocess.Popen([sys.executable, "-c", "from substantiate.cli import main; main()",
                              "ingest", "articles", silent_server], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -304,9 +328,9 @@ def test_run_killed_with_sigkill_is_marked_interrupted_by_the_next_command(
     proc.kill()
     proc.communicate()
     assert _run_row(db_url, run_id)[0] == "running"
-    done = _cli("init", env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert f"runs closed as interrupted (their process had died): {run_id}" in done.stdout
+    code, out, err = _cli(monkeypatch, capsys, db_url, "init")
+    assert code == 0, err
+    assert f"runs closed as interrupted (their process had died): {run_id}" in out
     status, error = _run_row(db_url, run_id)
     assert status == "interrupted"
     assert error is not None and f"process {proc.pid}" in error
@@ -317,14 +341,15 @@ def test_sigterm_and_sigint_close_the_run_as_interrupted(
     db_url: str, tmp_path: Path, silent_server: str, sig: signal.Signals,
 ) -> None:
     env = _env(db_url)
+    _init(db_url)
     proc = subprocess.Popen([sys.executable, "-c", "from substantiate.cli import main; main()",
                              "ingest", "articles", silent_server], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_id = _wait_for_running(db_url, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
     assert proc.returncode == 130, err
-    assert err.strip() == "interrupted"
     status, error = _run_row(db_url, run_id)
     assert status == "interrupted" and error is not None and sig.name in error
 
@@ -395,10 +420,9 @@ _DROP = {
 
 
 def test_dropped_append_only_trigger_fails_verify_and_init_restores_it(
-    db_url: str, tmp_path: Path,
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env = _env(db_url)
-    assert _cli("init", env=env, cwd=tmp_path).returncode == 0
+    _init(db_url)
     eng = db.make_engine(db_url)
     try:
         with Session(eng) as s:
@@ -411,12 +435,13 @@ def test_dropped_append_only_trigger_fails_verify_and_init_restores_it(
             result = audit.verify(s)
         assert not result.ok and result.reason is not None
         assert result.reason.startswith(f"append-only guard missing: {name}")
-        proc = _cli("audit", "verify", env=env, cwd=tmp_path)
-        assert proc.returncode == 1
-        assert proc.stderr.startswith(f"audit trail BROKEN: append-only guard missing: {name}")
-        assert _cli("init", env=env, cwd=tmp_path).returncode == 0
-        proc = _cli("audit", "verify", env=env, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
+        code, _, err = _cli(monkeypatch, capsys, db_url, "audit", "verify")
+        assert code == 1
+        assert err.startswith(f"audit trail BROKEN: append-only guard missing: {name}")
+        code, out, _ = _cli(monkeypatch, capsys, db_url, "init")
+        assert code == 0 and f"append-only guard: {name}" in out
+        code, _, err = _cli(monkeypatch, capsys, db_url, "audit", "verify")
+        assert code == 0, err
         with pytest.raises(Exception, match="append-only"), eng.begin() as conn:
             conn.exec_driver_sql("DELETE FROM audit_event")
     finally:
@@ -430,7 +455,7 @@ def test_disabled_trigger_on_postgresql_is_missing(pg_url: str) -> None:
         with eng.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change")
             assert db.missing_append_only_guards(conn) == ["audit_event_no_change"]
-        db.upgrade(eng)
+        assert db.ensure_append_only_guards(eng) == ["audit_event_no_change"]
         with eng.connect() as conn:
             assert db.missing_append_only_guards(conn) == []
     finally:
