@@ -193,8 +193,9 @@ _REFUSE = {
     "sqlite": ["CREATE TRIGGER refuse_bad BEFORE INSERT ON article WHEN NEW.source LIKE "
                "'%bad%' BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"],
     "postgresql": [
-        "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN IF position('bad' in NEW.source) > 0 "
-        "THEN RAISE EXCEPTION 'refused by the database'; END IF; RETURN NEW; END; $$ "
+        "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN "
+        "IF position('bad' in NEW.source) > 0 THEN RAISE EXCEPTION 'refused by the database'; "
+        "END IF; RETURN NEW; END; $$ "
         "LANGUAGE plpgsql",
         "CREATE TRIGGER refuse_bad BEFORE INSERT ON article FOR EACH ROW EXECUTE FUNCTION "
         "refuse_bad()",
