@@ -31,10 +31,16 @@ GOOD = ("Ketamine relieves depression within hours for most patients. "
 
 @dataclass(frozen=True)
 class Hostile:
-    """One hostile input: its path and what it is."""
+    """One hostile input: its path, what it is, and whether it must be refused.
+
+    ``refuse=False`` marks an input that is a readable article under its hostile parts
+    (HTML with scripts and references to control characters): it must be stored with
+    none of them in its text.
+    """
 
     path: Path
     what: str
+    refuse: bool = True
 
 
 def build_inputs(folder: Path) -> list[Hostile]:
@@ -52,10 +58,10 @@ def build_inputs(folder: Path) -> list[Hostile]:
     folder.mkdir(parents=True, exist_ok=True)
     out: list[Hostile] = []
 
-    def write(name: str, data: bytes, what: str) -> None:
+    def write(name: str, data: bytes, what: str, refuse: bool = True) -> None:
         path = folder / name
         path.write_bytes(data)
-        out.append(Hostile(path, what))
+        out.append(Hostile(path, what, refuse))
 
     write("nul.txt", b"\x00" * 1000, "1,000 NUL bytes")
     write("nul-inside.txt", GOOD.encode() + b"\x00 and more text\n", "text with one NUL")
@@ -67,7 +73,8 @@ def build_inputs(folder: Path) -> list[Hostile]:
           b"<html><head><title>Offer</title><script>alert(1)</script></head><body><article>"
           b"<p>Ketamine cures depression&#1; in one session&#27;[2J.</p>"
           b"<p><a href='javascript:alert(1)'>click</a></p></article></body></html>",
-          "HTML whose character references spell control characters")
+          "HTML with a script and character references to control characters",
+          refuse=False)
     write("nul.html", b"<html><body><p>Ketamine works\x00fast.</p></body></html>",
           "HTML with a NUL byte")
     big = folder / "oversized.txt"
@@ -83,12 +90,12 @@ def build_inputs(folder: Path) -> list[Hostile]:
     return out
 
 
-def _stored(db_url: str, source: str) -> int:
+def _stored(db_url: str, source: str) -> list[str]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM article WHERE source = :s"),
-                                    {"s": source}).scalar_one())
+            return [str(t) for t in conn.execute(
+                text("SELECT text FROM article WHERE source = :s"), {"s": source}).scalars()]
     finally:
         engine.dispose()
 
@@ -108,8 +115,10 @@ def run_hostile(folder: Path, db_url: str, *, timeout: float = 60.0) -> dict[str
     Returns
     -------
     dict
-        ``tried``, ``refused_cleanly`` and ``details``: per input, what it is, whether it
-        was refused cleanly, the exit code and the error line (or why not clean).
+        ``tried`` and ``refused_cleanly`` (inputs that must be refused), ``stored_safely``
+        (readable HTML stored with no control character or script in its text) and
+        ``details``: per input, what it is, whether it was handled cleanly, the exit code
+        and the error line (or why not clean).
     """
     inputs = build_inputs(folder / "hostile")
     good = folder / "good.txt"
@@ -129,20 +138,31 @@ def run_hostile(folder: Path, db_url: str, *, timeout: float = 60.0) -> dict[str
             continue
         lines = [line for line in proc.stderr.splitlines() if str(item.path) in line]
         problems = []
+        stored = _stored(db_url, str(item.path))
         if "Traceback" in proc.stderr:
             problems.append("traceback")
-        if len(lines) != 1:
-            problems.append(f"{len(lines)} error lines name the file")
-        if proc.returncode == 0:
-            problems.append("exit code 0")
-        if _stored(db_url, str(item.path)):
-            problems.append("stored")
+        if not item.refuse:
+            if proc.returncode != 0 or len(stored) != 1:
+                problems.append("a readable article was not stored")
+            elif any(ord(c) < 32 and c not in "\t\n\r\x0b\x0c" for c in stored[0]) \
+                    or "alert(" in stored[0]:
+                problems.append("control characters or script stored")
+        else:
+            if len(lines) != 1:
+                problems.append(f"{len(lines)} error lines name the file")
+            if proc.returncode == 0:
+                problems.append("exit code 0")
+            if stored:
+                problems.append("stored")
         if not _stored(db_url, str(good)):
             problems.append("the good article was not stored")
-        details.append({"input": item.path.name, "what": item.what, "clean": not problems,
+        details.append({"input": item.path.name, "what": item.what, "refuse": item.refuse,
+                        "clean": not problems,
                         "exit_code": proc.returncode, "error": lines[0] if lines else None,
                         "why": ", ".join(problems) or None})
-    return {"tried": len(details), "refused_cleanly": sum(d["clean"] for d in details),
+    refused = [d for d in details if d.get("refuse", True)]
+    return {"tried": len(refused), "refused_cleanly": sum(d["clean"] for d in refused),
+            "stored_safely": sum(d["clean"] for d in details if not d.get("refuse", True)),
             "details": details}
 
 
