@@ -4,8 +4,8 @@ The shells (the CLI, the demo) run these; the steps themselves live in ``ingest`
 ``evidence``. Every job
 
 * is recorded as ``ingest_run`` rows through one helper, ``evidence.crud.ingest_run``
-  (status ``ok``, ``partial`` with the problems met, or ``error``), with its summary as
-  the run's statistics;
+  (status ``ok``, ``partial`` with the problems met, ``error``, or ``interrupted``: see
+  ``evidence.models.RUN_STATUSES``), with its summary as the run's statistics;
 * reports progress through one callback shape, :data:`Progress`;
 * commits per unit of work (one article, one efetch batch, one batch of a bulk file, one
   article's links), so an error part-way loses nothing already done and leaves no
