@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from evidence.db import missing_append_only_guards
 from evidence.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
@@ -175,7 +176,10 @@ def verify(session: Session, *, batch: int = 5000, anchor: str | None = None) ->
     VerifyResult
         ``ok`` is false when an event was edited (its hash no longer matches its content),
         deleted (a gap in ids or a broken link), or reordered (a link to the wrong
-        predecessor); ``first_bad_id`` names the first event where the chain fails.
+        predecessor); ``first_bad_id`` names the first event where the chain fails. It is
+        also false, with the reason "append-only guard missing: <trigger>", when a trigger
+        that makes ``audit_event`` append-only was dropped or disabled (the chain may still
+        verify; ``substantiate init`` re-installs the trigger).
     """
     prev_hash = GENESIS
     expected_id = 1
@@ -213,6 +217,11 @@ def verify(session: Session, *, batch: int = 5000, anchor: str | None = None) ->
             last_id = ev.id
         session.expunge_all()
     head = prev_hash if checked else None
+    missing = missing_append_only_guards(session.connection())
+    if missing:
+        return VerifyResult(False, checked, None,
+                            f"append-only guard missing: {', '.join(missing)} (the audit "
+                            "trail can be edited; `substantiate init` re-installs it)", head)
     if not anchor_seen:
         return VerifyResult(False, checked, None,
                             f"anchor {anchor} is not in the chain (events were cut off or "

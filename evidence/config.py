@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="Longest time (seconds) a writer waits, queued, for another writer to "
         "finish with a SQLite database before giving up with an error (`-v` shows the wait).",
     )
+    max_article_bytes: int = Field(
+        default=20_000_000,
+        gt=0,
+        validation_alias="MAX_ARTICLE_BYTES",
+        description="Largest article (file or URL download) read, in bytes (default 20 MB = "
+        "20,000,000): a bigger file is refused before it is read, a download stops past it.",
+    )
     app_port: int = Field(
         default=8501,
         validation_alias="SUBSTANTIATE_APP_PORT",

@@ -16,7 +16,9 @@ the user's stored username. Writes that take an actor *string* (``ingest_run``,
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from evidence.models import (
     CLAIM_STATUSES,
     REVIEW_ROLES,
     ROLES,
+    RUN_STATUSES,
     AppSession,
     AppUser,
     CanonicalClaim,
@@ -55,6 +58,10 @@ id, or ``None`` (nobody signed in)."""
 SYSTEM = "system"
 SESSIONS_REVOKED = "user.sessions_revoke"  # audit action: a user's app sessions revoked
 MIN_PASSWORD = 8
+
+RUNNING, OK, PARTIAL, ERROR, INTERRUPTED = RUN_STATUSES
+#: The key of an ``ingest_run``'s ``params`` naming the process that runs it.
+PROCESS_KEY = "process"
 
 _hasher = PasswordHasher()
 
@@ -157,10 +164,17 @@ def ingest_run(
 
     The row is committed as ``running`` before the block starts, so a job that dies
     leaves a trace, and closed in its own transaction when the block ends: status ``ok``,
-    ``partial`` (``problems`` were reported; they become the run's ``error``) or, when the
-    block raises, ``error`` with the exception's message (the exception propagates).
-    Closing audits the run. Unlike the other writes this takes an engine: the run's rows
-    are committed apart from the job's own transactions.
+    ``partial`` (``problems`` were reported; they become the run's ``error``),
+    ``interrupted`` when the block is stopped by ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM
+    turned into it by the CLI) or, when the block raises anything else, ``error`` with the
+    exception's message (the exception propagates). Closing audits the run. Unlike the
+    other writes this takes an engine: the run's rows are committed apart from the job's
+    own transactions.
+
+    The row's ``params`` also name the process (``params["process"]``: pid and host), and
+    before it is written, runs of this host still ``running`` whose process is gone (killed
+    with SIGKILL, a crash, a power cut) are closed as ``interrupted``
+    (:func:`close_interrupted_runs`).
 
     Parameters
     ----------
@@ -186,22 +200,88 @@ def ingest_run(
     ...     run.stats = summary          # read again when the run closes
     ...     run.problems.append("post.html: the article is empty")
     """
+    close_interrupted_runs(engine)
+    process = {"pid": os.getpid(), "host": socket.gethostname()}
     with session_scope(engine) as session:
-        row = IngestRun(kind=kind, actor=actor, params=params)
+        row = IngestRun(kind=kind, actor=actor, params={**params, PROCESS_KEY: process})
         session.add(row)
         session.flush()
         assert row.id is not None
         log = RunLog(id=row.id)
     try:
         yield log
-    except BaseException as e:
-        try:
-            _close_run(engine, log, status="error", error=str(e) or type(e).__name__)
-        except Exception as close_error:  # the job's own error is the one to report
-            e.add_note(f"the ingest_run row {log.id} could not be closed: {close_error}")
+    except KeyboardInterrupt as e:
+        _close_quietly(engine, log, e, status=INTERRUPTED,
+                       error=f"interrupted ({str(e) or 'SIGINT'})")
         raise
-    _close_run(engine, log, status="partial" if log.problems else "ok",
+    except BaseException as e:
+        _close_quietly(engine, log, e, status=ERROR, error=str(e) or type(e).__name__)
+        raise
+    _close_run(engine, log, status=PARTIAL if log.problems else OK,
                error="; ".join(log.problems) or None)
+
+
+def _close_quietly(engine: Engine, log: RunLog, e: BaseException, *, status: str,
+                   error: str) -> None:
+    try:
+        _close_run(engine, log, status=status, error=error)
+    except Exception as close_error:  # the job's own error is the one to report
+        e.add_note(f"the ingest_run row {log.id} could not be closed: {close_error}")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def close_interrupted_runs(engine: Engine, *, actor: str = SYSTEM) -> list[int]:
+    """Close as ``interrupted`` the runs of this host whose process has died.
+
+    A run killed without a chance to close its row (SIGKILL, a crash) would stay
+    ``running`` for ever. A ``running`` row whose ``params["process"]`` names this host and
+    a process id that no longer exists is closed with status ``interrupted`` and an error
+    saying so, audited. Runs of other hosts (a shared PostgreSQL) are left alone: their
+    processes cannot be seen from here. Every job calls this before it starts, and so does
+    ``substantiate init``.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    actor
+        Recorded on the audit events.
+
+    Returns
+    -------
+    list of int
+        The ids of the runs closed.
+    """
+    host = socket.gethostname()
+    closed: list[int] = []
+    with session_scope(engine) as session:
+        rows = session.exec(select(IngestRun).where(col(IngestRun.status) == RUNNING)).all()
+        for row in rows:
+            process = (row.params or {}).get(PROCESS_KEY)
+            if not isinstance(process, dict) or process.get("host") != host:
+                continue
+            pid = process.get("pid")
+            if not isinstance(pid, int) or pid == os.getpid() or _process_alive(pid):
+                continue
+            row.status = INTERRUPTED
+            row.error = f"interrupted: process {pid} on {host} ended without closing the run"
+            row.finished_at = row.updated_at = utcnow()
+            session.add(row)
+            session.flush()
+            audit.record(session, actor=actor, action=f"run.{row.kind}", entity="ingest_run",
+                         entity_id=row.id, after=audit.snapshot(row))
+            assert row.id is not None
+            closed.append(row.id)
+    return closed
 
 
 def _close_run(engine: Engine, log: RunLog, *, status: str, error: str | None) -> None:

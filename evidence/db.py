@@ -68,6 +68,13 @@ APPEND_ONLY_DDL: dict[str, list[str]] = {
 }
 
 
+#: The triggers of :data:`APPEND_ONLY_DDL`, by dialect: ``audit verify`` reports any missing.
+APPEND_ONLY_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("audit_event_no_update", "audit_event_no_delete"),
+    "postgresql": ("audit_event_no_change",),
+}
+
+
 def _sqlite_setup(engine: Engine, *, lock_wait: float) -> None:
     # pysqlite's own transaction handling issues BEGIN lazily and DEFERRED; we issue BEGIN
     # ourselves: IMMEDIATE for writers (queued, see evidence.writer_queue), DEFERRED and
@@ -169,6 +176,53 @@ def install_append_only_guards(conn: Any) -> None:
     """Install the triggers that make ``audit_event`` append-only (used by tests' create_all)."""
     for stmt in APPEND_ONLY_DDL[conn.dialect.name]:
         conn.exec_driver_sql(stmt)
+
+
+def missing_append_only_guards(conn: Any) -> list[str]:
+    """The append-only triggers on ``audit_event`` that are missing (or disabled), by name.
+
+    Parameters
+    ----------
+    conn
+        An open connection (SQLAlchemy ``Connection`` or a session's connection).
+
+    Returns
+    -------
+    list of str
+        Empty when every trigger of :data:`APPEND_ONLY_TRIGGERS` is installed and enabled.
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        rows = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'"
+        ).all()
+        present = {r[0] for r in rows}
+    else:
+        rows = conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass('audit_event') "
+            "AND NOT tgisinternal AND tgenabled <> 'D'"
+        ).all()
+        present = {r[0] for r in rows}
+    return [name for name in APPEND_ONLY_TRIGGERS[dialect] if name not in present]
+
+
+def ensure_append_only_guards(engine: Engine) -> list[str]:
+    """Re-install the append-only triggers if any is missing or disabled.
+
+    Nothing is done (and no lock taken) when they are all in place. ``substantiate init``
+    calls this; the other commands do not, so that ``audit verify`` still sees (and
+    reports) a guard someone removed.
+
+    Returns
+    -------
+    list of str
+        The names that were missing and are now installed again.
+    """
+    with engine.begin() as conn:
+        missing = missing_append_only_guards(conn)
+        if missing:
+            install_append_only_guards(conn)
+    return missing
 
 
 def create_all(engine: Engine) -> None:

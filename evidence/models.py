@@ -41,6 +41,10 @@ SUBSTANTIATION = ("substantiated", "partially_substantiated", "unsubstantiated",
 DOMAIN_RATINGS = ("not_serious", "serious", "very_serious")
 ACTIONS = ("approve", "revise_wording", "add_reference", "remove")
 VERDICT_KINDS = ("review", "final")
+#: An ``ingest_run``'s status: ``running`` until it closes as ``ok``, ``partial`` (problems
+#: met and skipped), ``error`` (the job stopped on an error) or ``interrupted`` (stopped by
+#: a signal, or found still ``running`` after its process died).
+RUN_STATUSES = ("running", "ok", "partial", "error", "interrupted")
 CLAIM_SOURCE_KINDS = tuple(SOURCE_KINDS)
 
 
@@ -71,7 +75,7 @@ class IngestRun(Timestamped, table=True):
     actor: str = Field(max_length=120)
     started_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
     finished_at: datetime | None = Field(default=None, sa_type=TZ)
-    status: str = Field(default="running", max_length=20)
+    status: str = Field(default=RUN_STATUSES[0], max_length=20)
     params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     stats: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     error: str | None = Field(default=None, sa_type=Text)

@@ -9,13 +9,27 @@ gives the same hash and can be recognised as a no-op.
 
 Apart from reading files and fetching URLs, the functions here are pure: bytes in, a
 frozen dataclass out.
+
+Hostile input is refused with a one-line :class:`~evidence.errors.InputError` before
+anything reaches a database, the same way for files, URLs and every format:
+
+* only regular files are read: a FIFO, a device or a symlink to one is refused before it
+  is opened (a FIFO would block, ``/dev/zero`` never ends);
+* a file larger than the ``MAX_ARTICLE_BYTES`` setting is refused before it is read, and a
+  download stops as soon as it passes the limit (or its ``Content-Length`` announces more);
+* text that is not text is refused: a NUL character, any other C0 control character except
+  tab, line feed, carriage return, form feed and vertical tab (the last two are whitespace
+  in old plain-text files and harmless to both databases), and UTF-16 without a byte-order
+  mark or a declared charset (which would otherwise decode as UTF-8 full of NULs).
 """
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +42,14 @@ from lxml import html as lxml_html
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from evidence.config import get_settings
 from evidence.errors import FetchError, InputError
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "Link",
     "ParsedArticle",
+    "check_text",
     "fetch_url",
     "iter_paths",
     "parse_document",
@@ -65,8 +81,6 @@ _MIME_ALIASES: dict[str, str] = {
 
 # A title is a label in a list of articles; a first line that is really a paragraph is cut.
 _MAX_TITLE = 200
-# Guards memory against a URL that streams without end.
-_MAX_FETCH_BYTES = 20 * 1024 * 1024
 _USER_AGENT = "substantiate/0.1 (claim-evidence database; article ingest)"
 
 
@@ -130,13 +144,14 @@ def parse_document(data: bytes, *, source: str, content_type: str | None = None)
     Raises
     ------
     InputError
-        The type is unsupported, the bytes cannot be decoded, or no text remains after
-        extraction.
+        The type is unsupported, the bytes cannot be decoded or are not text (see
+        :func:`check_text`), or no text remains after extraction.
     """
     kind, charset = _resolve_type(source, content_type)
     if kind == HTML:
         charset = charset or _html_declared_charset(data)
     raw = _decode(data, source=source, declared=charset)
+    check_text(raw, source=source)
     if kind == HTML:
         title, text, links = _parse_html(raw, source=source)
     elif kind == MARKDOWN:
@@ -147,6 +162,11 @@ def parse_document(data: bytes, *, source: str, content_type: str | None = None)
         title, links = _first_line(text), []
     if not text.strip():
         raise InputError(f"{source}: empty article (no text after extraction)")
+    # Markup can spell control characters as references (&#1;); the results must be text too.
+    check_text(text, source=source)
+    check_text(title, source=source)
+    for link in links:
+        check_text(link.url + link.text, source=source)
     return ParsedArticle(
         source=source,
         title=_clip_title(title or _first_line(text)),
@@ -157,13 +177,19 @@ def parse_document(data: bytes, *, source: str, content_type: str | None = None)
     )
 
 
-def read_path(path: str | Path) -> ParsedArticle:
+def read_path(path: str | Path, *, max_bytes: int | None = None) -> ParsedArticle:
     """Read and parse one article file.
+
+    Only a regular file (or a symlink to one) is opened, and only when it is no larger
+    than ``max_bytes``; both are checked with ``stat`` before it is opened, and again on
+    the open file.
 
     Parameters
     ----------
     path : str or Path
         A ``.txt``, ``.md`` or ``.html`` file (see :data:`SUPPORTED_SUFFIXES`).
+    max_bytes : int or None
+        The largest file read; default: the ``MAX_ARTICLE_BYTES`` setting.
 
     Returns
     -------
@@ -173,24 +199,69 @@ def read_path(path: str | Path) -> ParsedArticle:
     Raises
     ------
     InputError
-        The file is missing, unreadable, of an unsupported type, undecodable or empty.
+        The file is missing, not a regular file, too large, unreadable, of an unsupported
+        type, undecodable, not text, or empty.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
+    limit = max_bytes if max_bytes is not None else get_settings().max_article_bytes
+    info = _stat(p)
+    if stat.S_ISDIR(info.st_mode):
         raise InputError(f"{p}: is a directory, not an article file")
+    _check_regular(p, info.st_mode)
     # An unsupported file fails before it is read.
     _resolve_type(str(p), None)
+    _check_size(p, info.st_size, limit)
     try:
-        data = p.read_bytes()
+        # O_NONBLOCK: should the path have become a FIFO since the stat, opening it does not
+        # hang; the fstat below then refuses it.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError as e:
         raise InputError(f"{p}: no such file") from e
-    except IsADirectoryError as e:
-        raise InputError(f"{p}: is a directory, not an article file") from e
     except OSError as e:
         raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
+    try:
+        with os.fdopen(fd, "rb") as f:
+            opened = os.fstat(f.fileno())
+            _check_regular(p, opened.st_mode)
+            _check_size(p, opened.st_size, limit)
+            data = f.read(limit + 1)  # a file that grew since the stat is still bounded
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
+    _check_size(p, len(data), limit)
     return parse_document(data, source=str(p))
+
+
+def _stat(p: Path) -> os.stat_result:
+    try:
+        return p.stat()  # follows symlinks: a link to /dev/zero is a device
+    except FileNotFoundError as e:
+        raise InputError(f"{p}: no such file") from e
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _check_regular(p: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    via = " (through a symlink)" if p.is_symlink() else ""
+    raise InputError(f"{p}: is {kind}{via}, not a regular file; refused without reading it")
+
+
+def _check_size(p: Path | str, size: int, limit: int) -> None:
+    if size > limit:
+        raise InputError(
+            f"{p}: larger than the limit of {limit:,} bytes (setting MAX_ARTICLE_BYTES)"
+        )
 
 
 def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -236,7 +307,8 @@ def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
                 yield f
 
 
-def fetch_url(url: str, *, timeout: float = 20.0) -> ParsedArticle:
+def fetch_url(url: str, *, timeout: float = 20.0, max_bytes: int | None = None
+              ) -> ParsedArticle:
     """Download an article and parse it.
 
     The type comes from the response's ``Content-Type`` (falling back to the URL's
@@ -248,6 +320,10 @@ def fetch_url(url: str, *, timeout: float = 20.0) -> ParsedArticle:
         An ``http`` or ``https`` URL.
     timeout : float
         Seconds to wait for the connection and for each read.
+    max_bytes : int or None
+        The largest document read; default: the ``MAX_ARTICLE_BYTES`` setting. A larger
+        ``Content-Length`` is refused before the body is read, and reading stops as soon
+        as the body passes the limit.
 
     Returns
     -------
@@ -257,12 +333,12 @@ def fetch_url(url: str, *, timeout: float = 20.0) -> ParsedArticle:
     Raises
     ------
     InputError
-        The URL is not http(s), or the document cannot be parsed (see
-        :func:`parse_document`).
+        The URL is not http(s), the document is larger than the limit, or it cannot be
+        parsed (see :func:`parse_document`).
     FetchError
-        The server cannot be reached, times out, answers with an HTTP error status, or
-        sends more than 20 MB.
+        The server cannot be reached, times out or answers with an HTTP error status.
     """
+    limit = max_bytes if max_bytes is not None else get_settings().max_article_bytes
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InputError(f"{url}: not an http(s) URL")
@@ -273,12 +349,14 @@ def fetch_url(url: str, *, timeout: float = 20.0) -> ParsedArticle:
             if resp.status_code >= 400:
                 reason = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
                 raise FetchError(f"cannot fetch {url}: {reason}")
+            announced = resp.headers.get("Content-Length", "")
+            if announced.strip().isdigit():
+                _check_size(url, int(announced), limit)
             chunks: list[bytes] = []
             size = 0
             for chunk in resp.iter_content(chunk_size=65536):
                 size += len(chunk)
-                if size > _MAX_FETCH_BYTES:
-                    raise FetchError(f"cannot fetch {url}: response larger than 20 MB")
+                _check_size(url, size, limit)
                 chunks.append(chunk)
             header = resp.headers.get("Content-Type")
             final_url = resp.url or url
@@ -372,6 +450,13 @@ def _decode(data: bytes, *, source: str, declared: str | None) -> str:
             raise InputError(
                 f"{source}: undecodable bytes: invalid UTF-16 at byte offset {e.start}"
             ) from e
+    if declared and _is_wide(declared):
+        try:
+            return data.decode(codecs.lookup(declared).name)
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"{source}: undecodable bytes: not valid {declared} at byte offset {e.start}"
+            ) from e
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as utf8_error:
@@ -393,6 +478,64 @@ def _decode(data: bytes, *, source: str, declared: str | None) -> str:
             f"{source}: undecodable bytes: not valid UTF-8 and no charset declared "
             f"(byte 0x{byte:02x} at offset {utf8_error.start})"
         ) from utf8_error
+
+
+def _is_wide(charset: str) -> bool:
+    try:
+        return codecs.lookup(charset).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False
+
+
+# C0 control characters that are not text: all but tab, LF, VT, FF and CR.
+_NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f]")
+
+
+def check_text(text: str, *, source: str) -> None:
+    """Refuse text holding characters that no article contains.
+
+    A NUL character or any other C0 control character except tab, line feed, vertical
+    tab, form feed and carriage return means the input is binary, or text in an encoding
+    it does not declare (UTF-16 without a byte-order mark reads as UTF-8 with a NUL after
+    every ASCII letter). PostgreSQL cannot store a NUL at all; refusing here keeps both
+    databases alike.
+
+    Parameters
+    ----------
+    text : str
+        Decoded text.
+    source : str
+        Names the document in the error.
+
+    Raises
+    ------
+    InputError
+        Naming the first offending character and its offset.
+    """
+    match = _NOT_TEXT.search(text)
+    if match is None:
+        return
+    at = match.start()
+    if match.group() == "\x00":
+        if _looks_like_utf16(text):
+            raise InputError(
+                f"{source}: not text: looks like UTF-16 without a byte-order mark or a "
+                "declared charset (save it as UTF-8)"
+            )
+        raise InputError(f"{source}: not text: NUL character at offset {at}")
+    raise InputError(
+        f"{source}: not text: control character U+{ord(match.group()):04X} at offset {at}"
+    )
+
+
+def _looks_like_utf16(text: str) -> bool:
+    """UTF-16 of mostly-ASCII text read as UTF-8: a NUL at every other position."""
+    head = text[:2048]
+    if len(head) < 4:
+        return False
+    even = head[0::2].count("\x00") / len(head[0::2])
+    odd = head[1::2].count("\x00") / len(head[1::2])
+    return max(even, odd) > 0.6 and min(even, odd) < 0.1
 
 
 def _normalise_newlines(text: str) -> str:

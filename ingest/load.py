@@ -140,11 +140,13 @@ def store_raw(
     retrieved_at: datetime | None = None,
     sha256: str | None = None,
     keep_body: bool = True,
+    actor: str = "system",
 ) -> RawRecord:
     """Store one raw response exactly (gzip-compressed) with its provenance.
 
     ``keep_body=False`` records a bulk file by sha256, size and path only (the file itself is
     the provenance; copying a baseline file into the database would double its size).
+    ``actor`` (the user running the job) is recorded on the audit event.
     """
     digest = sha256 or hashlib.sha256(body).hexdigest()
     raw = RawRecord(
@@ -156,7 +158,7 @@ def store_raw(
     )
     session.add(raw)
     session.flush()
-    audit.record(session, actor="system", action="raw_record.store", entity="raw_record",
+    audit.record(session, actor=actor, action="raw_record.store", entity="raw_record",
                  entity_id=raw.id, after=audit.snapshot(raw))
     return raw
 

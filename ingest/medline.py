@@ -5,6 +5,12 @@ own transaction, so a file of any size loads in bounded memory and an interrupti
 most the batch in flight. Re-loading a file is a no-op (unchanged records are skipped by
 content hash); ``DeleteCitation`` blocks mark studies deleted, in file order.
 
+A file that turns out malformed or truncated part-way is not rolled back: every complete
+record before the fault is loaded (the batch in hand is committed first), and the error
+says how many and how to finish (re-run with the repaired or re-downloaded file; what is
+already loaded is skipped as unchanged). Rolling back would throw away millions of good
+records of a baseline file for one bad byte at its end.
+
 The job that loads a list of files, one ``ingest_run`` each, is
 ``substantiate.jobs.ingest_medline``.
 """
@@ -18,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from evidence.db import session_scope
-from evidence.errors import InputError
+from evidence.errors import InputError, ParseError
 from ingest.load import LoadStats, store_raw, upsert_studies
 from ingest.pubmed_xml import PubmedItem, iter_pubmed
 
@@ -71,7 +77,9 @@ def load_file(
     InputError
         The file is missing.
     ParseError
-        The file is malformed or truncated; batches before the fault stay loaded.
+        The file is malformed or truncated. Every complete record before the fault is
+        loaded first: the records parsed so far are committed (and yielded) as a last
+        batch, then the error is raised.
     """
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -80,14 +88,19 @@ def load_file(
         raw = store_raw(session, body=b"", source="medline_file", utility="file",
                         url=path.resolve().as_uri(), sha256=digest,
                         params={"name": path.name, "bytes": path.stat().st_size},
-                        keep_body=False)
+                        keep_body=False, actor=actor)
         raw_id = raw.id
     batch: list[PubmedItem] = []
-    for item in iter_pubmed(path):
-        batch.append(item)
-        if len(batch) >= batch_size:
+    try:
+        for item in iter_pubmed(path):
+            batch.append(item)
+            if len(batch) >= batch_size:
+                yield len(batch), _flush(engine, batch, raw_id, actor)
+                batch = []
+    except ParseError:
+        if batch:
             yield len(batch), _flush(engine, batch, raw_id, actor)
-            batch = []
+        raise
     if batch:
         yield len(batch), _flush(engine, batch, raw_id, actor)
 

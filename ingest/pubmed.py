@@ -87,14 +87,14 @@ def request_key(utility: str, params: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-def save_response(session: Session, raw: RawResponse) -> RawRecord:
-    """Store one E-utilities response with its provenance."""
+def save_response(session: Session, raw: RawResponse, *, actor: str = "system") -> RawRecord:
+    """Store one E-utilities response with its provenance (``actor`` on its audit event)."""
     params = dict(raw.params)
     params.pop("api_key", None)
     params["_request_key"] = request_key(raw.utility, raw.params)
     return store_raw(session, body=raw.body, source="eutils", utility=raw.utility,
                      url=raw.url, method=raw.method, params=params, http_status=raw.status,
-                     retrieved_at=raw.retrieved_at, sha256=raw.sha256)
+                     retrieved_at=raw.retrieved_at, sha256=raw.sha256, actor=actor)
 
 
 def _set_status(session: Session, cit: Citation, *, status: str, reason: str | None,
@@ -154,7 +154,7 @@ def resolve_citations(
             pmid = mapping.get(i)
             outcome[f"{kind}:{i}"] = (("resolved", None, pmid) if pmid
                                       else ("not_in_pubmed", missing_reason, None))
-    _store_client_responses(engine, client)
+    _store_client_responses(engine, client, actor=actor)
     counts: dict[str, int] = {}
     with session_scope(engine) as session:
         for c in todo:
@@ -166,14 +166,14 @@ def resolve_citations(
     return counts
 
 
-def _store_client_responses(engine: Engine, client: EntrezClient) -> None:
+def _store_client_responses(engine: Engine, client: EntrezClient, *, actor: str) -> None:
     """Store the responses a client received outside of efetch (searches, links)."""
     pending = client.drain_responses()
     if not pending:
         return
     with session_scope(engine) as session:
         for raw in pending:
-            save_response(session, raw)
+            save_response(session, raw, actor=actor)
 
 
 def fetch_studies(
@@ -234,7 +234,7 @@ def fetch_studies(
         for raw in client.efetch_pubmed(todo):
             items = parse_pubmed_bytes(raw.body)  # whole body or ParseError: no partial rows
             with session_scope(engine) as session:
-                rec = save_response(session, raw)
+                rec = save_response(session, raw, actor=actor)
                 batch_stats = upsert_studies(session, items, raw_record_id=rec.id, actor=actor)
             stats.add(batch_stats)
             client.drain_responses()  # this efetch body is stored above, with its studies
@@ -246,8 +246,11 @@ def fetch_studies(
 
 
 def search_pmids(engine: Engine, client: EntrezClient, query: str, *, max_results: int,
-                 refresh: bool = False) -> list[str]:
-    """Run an esearch (or reuse its stored response) and return the PMIDs, best first."""
+                 refresh: bool = False, actor: str = "system") -> list[str]:
+    """Run an esearch (or reuse its stored response) and return the PMIDs, best first.
+
+    ``actor`` is recorded on the audit event of the stored response.
+    """
     params = {"db": "pubmed", "term": query, "retmax": str(max_results), "retstart": "0"}
     key = request_key("esearch", params)
     if not refresh:
@@ -263,7 +266,7 @@ def search_pmids(engine: Engine, client: EntrezClient, query: str, *, max_result
                         resolve_entities=False, no_network=True))
                     return [e.text or "" for e in root.iterfind("IdList/Id")]
     result = client.esearch(query, retmax=max_results)
-    _store_client_responses(engine, client)
+    _store_client_responses(engine, client, actor=actor)
     return list(result.ids)
 
 
@@ -317,7 +320,7 @@ def discoverer(
 
     def discover(query: str, statement: str) -> list[str]:
         del statement  # the query already carries the claim's terms
-        pmids = search_pmids(engine, client, query, max_results=per_claim)
+        pmids = search_pmids(engine, client, query, max_results=per_claim, actor=actor)
         if pmids:
             fetch_studies(engine, client, pmids, actor=actor)
         return pmids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,23 +178,38 @@ def _options(
 
 @app.command()
 def init() -> None:
-    """Create the database, or upgrade it to the newest schema.
+    """Create the database, or upgrade it to the newest schema; re-install the audit trail's
+    append-only triggers if they were dropped; close as interrupted the runs whose process
+    died.
 
     Example: substantiate init
     """
     engine = db.get_engine()
     rev = db.upgrade(engine)
+    restored = db.ensure_append_only_guards(engine)
+    interrupted = crud.close_interrupted_runs(engine, actor=ACTOR)
     out.print(f"database ready at revision {rev}: "
               f"{engine.url.render_as_string(hide_password=True)}")
+    if restored:
+        out.print(f"re-installed the audit trail's append-only guard: {', '.join(restored)}")
+    if interrupted:
+        out.print(f"runs closed as interrupted (their process had died): "
+                  f"{', '.join(str(i) for i in interrupted)}")
 
 
 @ingest_app.command("articles")
 def ingest_articles(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories or http(s) URLs.")],
-    keep_going: Annotated[bool, typer.Option(help="Report bad inputs and carry on.")] = False,
+    keep_going: Annotated[bool, typer.Option(
+        help="Report a bad input (unreadable, refused, or refused by the database) and carry "
+        "on with the rest; exit 1 if any was skipped.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest articles (.txt, .md, .html files, directories, URLs): text, claims, citations.
+
+    Only regular files up to MAX_ARTICLE_BYTES are read; binary content (NUL or control
+    characters, UTF-16 without a byte-order mark) is refused. Each article is committed on
+    its own. With --keep-going the command exits 1 when any input was skipped.
 
     Example: substantiate ingest articles data/articles https://example.org/post.html
     """
@@ -203,12 +219,15 @@ def ingest_articles(
                                        keep_going=keep_going)
     if as_json:
         _emit_json(summary.as_dict())
-        return
-    out.print(f"articles: {summary.new} new, {summary.new_version} new versions, "
-              f"{summary.unchanged} unchanged; {summary.claims} claims, "
-              f"{summary.citations} citations")
-    for e in summary.errors:
-        err.print(f"skipped: {e}")
+    else:
+        out.print(f"articles: {summary.new} new, {summary.new_version} new versions, "
+                  f"{summary.unchanged} unchanged; {summary.claims} claims, "
+                  f"{summary.citations} citations")
+        for e in summary.errors:
+            err.print(f"skipped: {e}")
+    if summary.errors:
+        err.print(f"{len(summary.errors)} input(s) skipped")
+        raise typer.Exit(1)
 
 
 @ingest_app.command("pubmed")
@@ -275,6 +294,10 @@ def ingest_medline(
     as_json: JsonOpt = False,
 ) -> None:
     """Load PubMed baseline / update files offline (streaming, idempotent, deletes applied).
+
+    A file found malformed or truncated part-way is not rolled back: the records before the
+    fault stay loaded, the error says how many, and running the same command again with the
+    repaired file finishes it (loaded records are skipped as unchanged).
 
     Example: substantiate ingest medline pubmed25n0001.xml.gz pubmed25n1275.xml.gz
     """
@@ -708,8 +731,15 @@ def demo(
         app_cmd(port=None)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so a running job closes its run as ``interrupted``."""
+    del frame
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def main() -> None:
     """Console entry point: domain errors become one line on stderr and exit code 1."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except SubstantiateError as e:

@@ -4,8 +4,8 @@ The shells (the CLI, the demo) run these; the steps themselves live in ``ingest`
 ``evidence``. Every job
 
 * is recorded as ``ingest_run`` rows through one helper, ``evidence.crud.ingest_run``
-  (status ``ok``, ``partial`` with the problems met, or ``error``), with its summary as
-  the run's statistics;
+  (status ``ok``, ``partial`` with the problems met, ``error``, or ``interrupted``: see
+  ``evidence.models.RUN_STATUSES``), with its summary as the run's statistics;
 * reports progress through one callback shape, :data:`Progress`;
 * commits per unit of work (one article, one efetch batch, one batch of a bulk file, one
   article's links), so an error part-way loses nothing already done and leaves no
@@ -20,11 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from evidence import crud, db, linking, queries, review
 from evidence.config import get_settings
-from evidence.errors import InputError, NCBIError, NCBIUnavailable, ParseError
+from evidence.errors import (
+    InputError,
+    NCBIError,
+    NCBIUnavailable,
+    ParseError,
+    SubstantiateError,
+)
 from evidence.linking import LinkSummary
 from evidence.models import Citation
 from ingest import articles as article_reader
@@ -124,7 +131,9 @@ def ingest_articles(
     progress
         Stage ``articles``: one unit per input item.
     keep_going
-        Record a failing item's error and carry on instead of stopping at it (the run is
+        Record a failing item's error (any error: unreadable or refused input, a download
+        that fails, a database that refuses the article, whose transaction is then rolled
+        back) as one line in ``errors`` and carry on instead of stopping at it (the run is
         then ``partial``).
 
     Returns
@@ -134,10 +143,18 @@ def ingest_articles(
     Raises
     ------
     InputError, FetchError
-        The first bad item, unless ``keep_going``.
+        The first bad item, unless ``keep_going`` (so does any other error of an item).
     """
-    items = expand_inputs(inputs)
     summary = ArticleRunSummary()
+    if keep_going:
+        items: list[str] = []
+        for item in inputs:
+            try:
+                items.extend(expand_inputs([item]))
+            except InputError as e:
+                summary.errors.append(str(e))
+    else:
+        items = expand_inputs(inputs)
     advance = _stage(progress, "articles", len(items))
     with crud.ingest_run(engine, kind="ingest_articles", actor=actor,
                          params={"inputs": list(inputs)}) as run:
@@ -149,19 +166,34 @@ def ingest_articles(
                     parsed = article_reader.fetch_url(item)
                 else:
                     parsed = article_reader.read_path(Path(item))
+                # One transaction per article: others get the write lock between articles,
+                # and a refused article leaves nothing behind.
                 with db.session_scope(engine) as session:
                     res = store.store_article(session=session, parsed=parsed, actor=actor,
                                               run_id=run.id)
-            except (InputError, OSError) as e:  # OSError: FetchError and its kin
+            except Exception as e:
                 if not keep_going:
                     raise
-                summary.errors.append(str(e))
+                summary.errors.append(_item_error(item, e))
             else:
                 setattr(summary, res.status, getattr(summary, res.status) + 1)
                 summary.claims += res.claims
                 summary.citations += res.citations
             advance(1)
     return summary
+
+
+def _item_error(item: str, error: Exception) -> str:
+    """One line naming the input and what went wrong with it."""
+    if isinstance(error, SQLAlchemyError):
+        reason = str(getattr(error, "orig", None) or error).strip()
+        reason = f"database error: {reason.splitlines()[0] if reason else type(error).__name__}"
+    elif isinstance(error, SubstantiateError | OSError):
+        reason = str(error)
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    line = " ".join(reason.split())
+    return line if item in line else f"{item}: {line}"
 
 
 # ------------------------------------------------------------------------------ PubMed
@@ -237,7 +269,7 @@ def ingest_pubmed(
             if query:
                 summary.query_pmids = pubmed.search_pmids(engine, client, query,
                                                           max_results=max_results,
-                                                          refresh=refresh)
+                                                          refresh=refresh, actor=actor)
                 targets.extend(summary.query_pmids)
             if not pmids and not query:
                 summary.resolved = pubmed.resolve_citations(engine, client, refresh=refresh,
@@ -308,27 +340,43 @@ def ingest_medline(
     InputError
         A file is missing (checked before anything is loaded).
     ParseError
-        A file is malformed or truncated; batches before the fault stay loaded, and that
-        file's run is closed as ``error`` naming it.
+        A file is malformed or truncated: every complete record before the fault stays
+        loaded (nothing is rolled back), that file's run is closed as ``error``, and the
+        message says how many records were loaded and how to resume (run the same command
+        again with the repaired file; loaded records are skipped as unchanged). Files after
+        it are not loaded.
     """
     for p in paths:
         if not p.is_file():
             raise InputError(f"{p}: no such file")
     summary = MedlineSummary()
-    for path in paths:
+    for i, path in enumerate(paths):
         digest = medline.file_sha256(path)
         stats = LoadStats()
         advance = _stage(progress, path.name, None)
         with crud.ingest_run(engine, kind="ingest_medline", actor=actor,
                              params={"file": str(path), "sha256": digest}) as run:
             run.stats = stats
-            for n, batch in medline.load_file(engine, path, sha256=digest, actor=actor,
-                                              batch_size=batch_size):
-                stats.add(batch)
-                advance(n)
+            try:
+                for n, batch in medline.load_file(engine, path, sha256=digest, actor=actor,
+                                                  batch_size=batch_size):
+                    stats.add(batch)
+                    advance(n)
+            except ParseError as e:
+                raise ParseError(_medline_stopped(e, stats, later=len(paths) - i - 1)) from e
         summary.files.append({"file": str(path), "sha256": digest, **stats.as_dict()})
         summary.total.add(stats)
     return summary
+
+
+def _medline_stopped(error: ParseError, stats: LoadStats, *, later: int) -> str:
+    """The one-line error of a bulk file that failed part-way: what is kept, how to resume."""
+    kept = stats.inserted + stats.updated + stats.unchanged
+    rest = f"; the {later} file(s) after it were not loaded" if later else ""
+    return (f"{error}; {kept} records before the fault were loaded and kept "
+            f"({stats.inserted} new, {stats.updated} updated, {stats.unchanged} unchanged, "
+            f"{stats.deleted} deleted){rest}; to finish, run the same command again with the "
+            "repaired or re-downloaded file (records already loaded are skipped as unchanged)")
 
 
 # ------------------------------------------------------------------------------ linking

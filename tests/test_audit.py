@@ -7,7 +7,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
-from evidence import audit
+from evidence import audit, db
 from evidence.models import AuditEvent
 
 
@@ -19,7 +19,8 @@ def _append(session: Session, n: int) -> None:
 
 
 def _tamper(engine: Engine, *statements: str) -> None:
-    """Change audit rows the way an attacker with database access would: guards off first."""
+    """Change audit rows the way an attacker with database access would: guards off first,
+    and back on after (so only the chain can tell)."""
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("DROP TRIGGER audit_event_no_update")
@@ -28,6 +29,10 @@ def _tamper(engine: Engine, *statements: str) -> None:
             conn.exec_driver_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change")
         for stmt in statements:
             conn.execute(text(stmt))
+        if conn.dialect.name == "sqlite":
+            db.install_append_only_guards(conn)
+        else:
+            conn.exec_driver_sql("ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_change")
 
 
 def test_chain_verifies_after_appends(session: Session) -> None:
