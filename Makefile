@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.retrieval --scifact ../shared/datasets/scifact --split train
 	$(BIN)/python -m benchmarks.judgements
 	$(BIN)/python -m benchmarks.claim_library
+	$(BIN)/python -m benchmarks.reliability
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/cache

@@ -172,6 +172,14 @@ class _State:
     log: list[RequestRecord] = field(default_factory=list)
 
 
+SYNTHETIC_PMID_FLOOR = 90_000_000
+
+
+def _is_synthetic(pmid: str) -> bool:
+    """Whether ``pmid`` is in the plainly synthetic range (never a real PubMed record)."""
+    return pmid.isdigit() and int(pmid) >= SYNTHETIC_PMID_FLOOR
+
+
 class FakeEutils:
     """Fake NCBI E-utilities server; see the module docstring.
 
@@ -281,7 +289,11 @@ class FakeEutils:
             return self._state.pmid_to_doi.get(str(pmid), f"10.5555/synthetic.{pmid}")
 
     def synthetic_record(self, pmid: str) -> bytes:
-        """The template record rewritten for ``pmid`` (and its DOI)."""
+        """The template record rewritten for ``pmid`` (and its DOI); for plainly synthetic
+        PMIDs (``SYNTHETIC_PMID_FLOOR`` and up) only: a real PMID never gets invented
+        content."""
+        if not _is_synthetic(pmid):
+            raise ValueError(f"PMID {pmid} may be real: no invented record is made for it")
         new_doi = html.escape(self.doi_for(pmid)).encode()
         record = self._template.replace(self._template_pmid, str(pmid).encode())
         return record.replace(self._template_doi, new_doi)
@@ -455,7 +467,10 @@ class FakeEutils:
             if pmid in missing:
                 continue
             record = registry.get(pmid) or self._fixture_records.get(pmid)
-            records.append(record if record is not None else self.synthetic_record(pmid))
+            if record is None and _is_synthetic(pmid):
+                record = self.synthetic_record(pmid)
+            if record is not None:  # a real PMID with no recorded response: not served,
+                records.append(record)  # never given invented content
         return 200, PUBMED_HEADER + b"\n".join(records) + PUBMED_FOOTER
 
     def _epost(self, params: dict[str, list[str]]) -> tuple[int, bytes]:

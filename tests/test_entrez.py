@@ -594,3 +594,15 @@ def test_synthetic_records_carry_the_requested_pmid(fake_eutils: FakeEutils) -> 
     assert b'<ArticleId IdType="pubmed">123456789</ArticleId>' in record
     assert b"29768149" not in record
     assert b"10.5555/synthetic.123456789" in record
+
+
+def test_a_real_pmid_without_a_recording_is_never_given_invented_content(
+    fake_eutils: FakeEutils
+) -> None:
+    """Below the synthetic range a PMID may be a real record: with no recorded response the
+    server leaves it out (as PubMed leaves out an id it does not have)."""
+    with pytest.raises(ValueError, match="may be real"):
+        fake_eutils.synthetic_record("35326338")
+    [raw] = client_for(fake_eutils).efetch_pubmed(["35326338", "90000077"])
+    assert b"<PMID Version=\"1\">90000077</PMID>" in raw.body
+    assert b"35326338" not in raw.body and raw.body.count(b"<PubmedArticle>") == 1

@@ -427,7 +427,7 @@ def test_dropped_append_only_trigger_fails_verify_and_init_restores_it(
     eng = db.make_engine(db_url)
     try:
         with Session(eng) as s:
-            crud.add_user(session=s, username="ann", role="viewer", password=None)
+            crud.add_user(session=s, username="ann", role="admin", password=None, actor=None)
             s.commit()
         with eng.begin() as conn:
             conn.exec_driver_sql(_DROP[eng.dialect.name])
