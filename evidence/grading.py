@@ -1318,6 +1318,10 @@ class LinkEvidence:
         relevant. None when not assessed.
     indirect_dimensions : sequence of str
         The `INDIRECTNESS_DIMENSIONS` the study differs on, for the reasons.
+    study : str
+        Which study this is, e.g. ``"PMID 12345"``: several reviewers' readings of one
+        study share it, so reasons count studies, not readings. Empty: each item is its
+        own study.
     """
 
     design: str
@@ -1330,6 +1334,7 @@ class LinkEvidence:
     label: str = ""
     relevance: str | None = None
     indirect_dimensions: Sequence[str] = ()
+    study: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1384,7 +1389,10 @@ def _strength(level: str) -> int:
 
 def _names(items: Sequence[LinkEvidence]) -> str:
     labels = [i.label for i in items if i.label]
-    count = f"{len(items)} stud{'y' if len(items) == 1 else 'ies'}"
+    studies = len({i.study or f"#{n}" for n, i in enumerate(items)})
+    count = f"{studies} stud{'y' if studies == 1 else 'ies'}"
+    if studies < len(items):  # several reviewers read the same study
+        count += f", {len(items)} readings"
     return f"{count} ({', '.join(labels)})" if labels else count
 
 

@@ -484,7 +484,8 @@ def link_evidence(
         or assessment is not None, stance=assessment.stance if assessment else None,
         indirect=bool(link.indirect), retracted=study.is_retracted, flags=flags,
         label=label or f"PMID {study.pmid}",
-        relevance=assessment.relevance if assessment else None, indirect_dimensions=dims)
+        relevance=assessment.relevance if assessment else None, indirect_dimensions=dims,
+        study=f"PMID {study.pmid}")
 
 
 def claim_certainty(

@@ -7,6 +7,7 @@ record; the rest are hand-built cases, one per rule.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from dataclasses import dataclass
 from pathlib import Path
@@ -1012,3 +1013,16 @@ def test_certainty_departs_when_reviewer_chooses_another_level(
 def test_certainty_departs_rejects_unknown_levels() -> None:
     with pytest.raises(ValueError, match="unknown certainty"):
         certainty_departs("high", "very low")
+
+
+def test_reasons_count_studies_not_readings() -> None:
+    """Two reviewers reading one study make one study with two readings, not two studies."""
+    one = [dataclasses.replace(ev("case_series", label=f"PMID 90000104 (reading {i})"),
+                               study="PMID 90000104") for i in (1, 2)]
+    reasons = " | ".join(suggest_certainty(one).reasons)
+    assert "1 study, 2 readings (PMID 90000104 (reading 1), PMID 90000104 (reading 2))" in reasons
+    assert "2 studies" not in reasons
+    two = [dataclasses.replace(ev("case_series", label=f"PMID 9000010{i}"),
+                               study=f"PMID 9000010{i}") for i in (1, 2)]
+    assert "2 studies (PMID 90000101, PMID 90000102)" in " | ".join(
+        suggest_certainty(two).reasons)
