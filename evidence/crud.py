@@ -48,6 +48,7 @@ from evidence.models import (
     IngestRun,
     utcnow,
 )
+from evidence.writer_queue import pid_alive
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -229,16 +230,6 @@ def _close_quietly(engine: Engine, log: RunLog, e: BaseException, *, status: str
         e.add_note(f"the ingest_run row {log.id} could not be closed: {close_error}")
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
 def close_interrupted_runs(engine: Engine, *, actor: str = SYSTEM) -> list[int]:
     """Close as ``interrupted`` the runs of this host whose process has died.
 
@@ -270,7 +261,7 @@ def close_interrupted_runs(engine: Engine, *, actor: str = SYSTEM) -> list[int]:
             if not isinstance(process, dict) or process.get("host") != host:
                 continue
             pid = process.get("pid")
-            if not isinstance(pid, int) or pid == os.getpid() or _process_alive(pid):
+            if not isinstance(pid, int) or pid == os.getpid() or pid_alive(pid):
                 continue
             row.status = INTERRUPTED
             row.error = f"interrupted: process {pid} on {host} ended without closing the run"

@@ -65,7 +65,8 @@ def _is_busy(e: sqlite3.OperationalError) -> bool:
     return "locked" in str(e) or "busy" in str(e)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id is running on this host (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,7 +136,7 @@ class WriterQueue:
             return True  # not a ticket
         except FileNotFoundError:
             return False  # just left; ``leave`` copes
-        return now - refreshed > STALE_AFTER or not _pid_alive(pid)
+        return now - refreshed > STALE_AFTER or not pid_alive(pid)
 
 
 def begin_immediate(dbapi_conn: Any, *, database: str | None, limit: float) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,6 +24,7 @@ from evidence import audit, config, db, export
 from evidence.errors import InputError, PermissionDenied
 from evidence.models import AppUser, AuditEvent, Citation
 from substantiate import cli
+from tests._cli import run_cli as _run
 from tests.factories import (
     make_article,
     make_assessment,
@@ -264,17 +264,6 @@ def test_since_keeps_rows_changed_after_it(
 
 # --------------------------------------------------------------------------- CLI
 
-
-def _run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["substantiate", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_export_filters_and_verify(

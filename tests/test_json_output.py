@@ -7,9 +7,7 @@ claim without a canonical group), the cases that used to print ``NaN``.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from sqlmodel import Session, select
 from evidence import config, db, export
 from evidence.models import Citation, Study
 from substantiate import cli
+from tests._cli import run_cli as _run
 from tests._shared import shared_path
 from tests.factories import make_claim, make_study
 from tests.fake_eutils import FakeEutils
@@ -36,19 +35,6 @@ def strict_loads(text: str) -> Any:
 
     return json.loads(text, parse_constant=refuse)
 
-
-def _run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str,
-         stdin: str | None = None) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["substantiate", *args])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

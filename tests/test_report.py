@@ -6,7 +6,6 @@ import getpass
 import hashlib
 import io
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlmodel import Session, col, select
 from evidence import config, db, report
 from evidence.models import AuditEvent, Citation
 from substantiate import cli
+from tests._cli import run_cli as _run
 from tests.factories import (
     make_article,
     make_assessment,
@@ -220,17 +220,6 @@ def test_report_keeps_independent_review_blind(engine: Engine) -> None:
 
 # --------------------------------------------------------------------------- CLI
 
-
-def _run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["substantiate", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

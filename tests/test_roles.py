@@ -7,7 +7,6 @@ the CLI tests run the real command line in-process on the default SQLite databas
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from sqlmodel import Session, col, select
 from evidence import config, crud, queries, review
 from evidence.errors import InputError, PermissionDenied
 from evidence.models import AppUser, AuditEvent, Claim
-from substantiate import cli
+from tests._cli import run_cli as _cli
 from tests.factories import (
     make_canonical,
     make_claim,
@@ -336,17 +335,6 @@ def test_the_last_active_admin_stays(session: Session) -> None:
 
 # --------------------------------------------------------------------------- CLI
 
-
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["substantiate", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _engine() -> Engine:
