@@ -104,6 +104,15 @@ class Settings(BaseSettings):
         description="Largest article (file or URL download) read, in bytes (default 20 MB = "
         "20,000,000): a bigger file is refused before it is read, a download stops past it.",
     )
+    verdict_review_months: int = Field(
+        default=12,
+        ge=1,
+        le=120,
+        validation_alias="VERDICT_REVIEW_MONTHS",
+        description="Months after a final verdict is recorded that it must be reviewed "
+        "again: `substantiate surveil` re-opens a claim whose verdict is older (reason "
+        "`expired`).",
+    )
     app_port: int = Field(
         default=8501,
         validation_alias="SUBSTANTIATE_APP_PORT",

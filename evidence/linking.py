@@ -30,7 +30,7 @@ it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +63,9 @@ from evidence.models import (
     utcnow,
 )
 
-ORIGIN_ORDER = ("cited", "manual", "pubmed", "local")
+ORIGIN_ORDER = ("cited", "manual", "surveillance", "pubmed", "local")
+# Origins a reviewer or surveillance chose: a re-link keeps the link and its origin.
+KEPT_ORIGINS = ("manual", "surveillance")
 LOCAL_K = 5          # local candidates kept per claim
 MIN_MATCHED_TERMS = 2  # distinct matching words for a study to "address" a claim
 DISCOVER_K = 5       # PubMed results fetched per canonical claim
@@ -264,16 +266,18 @@ def link_all(
                 summary.discovered_pmids += len(pmids)
 
     with read_session(engine) as session:
-        studies = {s.id: s for s in session.exec(
-            select(Study).where(col(Study.deleted).is_(False))).all()}
+        # Every study, for the links that stay on one PubMed has since deleted; only the
+        # others are candidates.
+        studies = {s.id: s for s in session.exec(select(Study)).all()}
+        live = {sid: s for sid, s in studies.items() if not s.deleted}
         articles = list(session.exec(select(Article).where(col(Article.is_current))
                                      .order_by(col(Article.id))).all())
         cited_by_article: dict[int, set[int]] = {}
-        pmid_to_id = {s.pmid: sid for sid, s in studies.items() if sid is not None}
+        pmid_to_id = {s.pmid: sid for sid, s in live.items() if sid is not None}
         for c in session.exec(select(Citation).where(Citation.status == "resolved")).all():
             if c.pmid and c.pmid in pmid_to_id:
                 cited_by_article.setdefault(c.article_id, set()).add(pmid_to_id[c.pmid])
-    ranker = Ranker([study_document(s) for s in studies.values()]) if studies else None
+    ranker = Ranker([study_document(s) for s in live.values()]) if live else None
 
     for article in articles:
         assert article.id is not None
@@ -332,10 +336,12 @@ def _link_article(
         not_addressing = [studies[sid].pmid for sid, ok in cited_fits.items() if not ok]
         fit.cited_not_addressing = sorted(not_addressing)
         _flag_citations(session, article.id, set(not_addressing), actor=actor)
+        assessed = _assessed_links(session, [ln.id for links in per_claim_links.values()
+                                             for ln in links if ln.id is not None])
         for claim in claims:
             assert claim.id is not None
             links = per_claim_links[claim.id]
-            flags = claim_flags(claim, links, studies, sources.get(claim.id, ()))
+            flags = claim_flags(claim, links, studies, sources.get(claim.id, ()), assessed)
             suggestion = claim_certainty(session, claim, links=links, studies=studies)
             _set_claim_derived(session, claim, flags=flags, suggestion=suggestion, actor=actor)
             if "needs_regulatory_source" in flags:
@@ -376,8 +382,8 @@ def _sync_links(
         fits, explanation, indirectness = judged[sid]
         origins = set(candidates[sid]["origins"])
         link = existing.pop(sid, None)
-        if link is not None and link.origin == "manual":
-            origins.add("manual")
+        if link is not None and link.origin in KEPT_ORIGINS:
+            origins.add(link.origin)
         if "cited" in origins and fits:
             cited_fits[sid] = True
         origin, also = _candidate_origin(origins)
@@ -401,8 +407,8 @@ def _sync_links(
             session.add(link)
         kept.append(link)
     for link in existing.values():
-        if link.origin == "manual" or link.id in assessed:
-            kept.append(link)  # a reviewer's link or reading is never removed
+        if link.origin in KEPT_ORIGINS or link.id in assessed:
+            kept.append(link)  # a reviewer's (or surveillance's) link or reading stays
             continue
         session.delete(link)
         summary.links_removed += 1
@@ -434,7 +440,8 @@ REGULATORY_SOURCE_KINDS = ("drug_label", "regulatory_decision")
 
 def claim_flags(claim: Claim, links: Sequence[EvidenceLink],
                 studies: Mapping[int | None, Study],
-                source_kinds: Sequence[str] = ()) -> list[str]:
+                source_kinds: Sequence[str] = (),
+                assessed: Collection[int | None] = ()) -> list[str]:
     """The flags about one claim's own evidence, in `vocabulary.CLAIM_FLAGS` order.
 
     Only fitting links count: a weaker match raises no flag and hides none.
@@ -450,6 +457,9 @@ def claim_flags(claim: Claim, links: Sequence[EvidenceLink],
     source_kinds
         Kinds of the non-PubMed sources attached to the claim; a drug label or a
         regulatory decision answers ``needs_regulatory_source``.
+    assessed
+        Ids of the links a reviewer has assessed: a surveillance link stays
+        ``new_evidence`` until one is.
 
     Returns
     -------
@@ -469,6 +479,8 @@ def claim_flags(claim: Claim, links: Sequence[EvidenceLink],
         flags.append("indirect_evidence")
     if not fitting:
         flags.append("no_evidence")
+    if any(ln.origin == "surveillance" and ln.id not in assessed for ln in fitting):
+        flags.append("new_evidence")
     return flags
 
 
@@ -561,10 +573,19 @@ def refresh_claim_derived(session: Session, claim_id: int, *, actor: str) -> Cla
     suggestion = claim_certainty(session, claim, links=links, studies=studies)
     kinds = list(session.exec(select(ClaimSource.kind)
                               .where(ClaimSource.claim_id == claim_id)).all())
-    _set_claim_derived(session, claim, flags=claim_flags(claim, links, studies, kinds),
+    assessed = _assessed_links(session, [ln.id for ln in links if ln.id is not None])
+    _set_claim_derived(session, claim,
+                       flags=claim_flags(claim, links, studies, kinds, assessed),
                        suggestion=suggestion, actor=actor)
     session.refresh(claim)
     return claim
+
+
+def _assessed_links(session: Session, link_ids: Sequence[int]) -> set[int]:
+    if not link_ids:
+        return set()
+    return set(session.exec(select(Assessment.link_id).where(
+        col(Assessment.link_id).in_(list(link_ids)))).all())
 
 
 def _set_claim_derived(session: Session, claim: Claim, *, flags: list[str],

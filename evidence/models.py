@@ -25,11 +25,16 @@ def utcnow() -> datetime:
 
 
 # Vocabularies (stored as plain strings so both databases and exports read them as text).
-CLAIM_STATUSES = ("unreviewed", "in_review", "disagreement", "final")
+#: ``reopened``: a decided claim sent back to review by surveillance (its evidence changed,
+#: or its verdict passed its review-by date); ``claim.reopen_reasons`` says why.
+CLAIM_STATUSES = ("unreviewed", "in_review", "disagreement", "final", "reopened")
+#: Claims with a final verdict on record (still current, or re-opened for another look).
+DECIDED_STATUSES = ("final", "reopened")
 CITATION_KINDS = ("pmid", "pmcid", "doi", "web")
 CITATION_STATUSES = ("pending", "resolved", "not_scholarly", "not_in_pubmed", "ncbi_error",
                      "unavailable")
-LINK_ORIGINS = ("cited", "manual", "pubmed", "local")
+#: ``surveillance``: a study surveillance found after the claim was decided.
+LINK_ORIGINS = ("cited", "manual", "surveillance", "pubmed", "local")
 ROLES = ("viewer", "reviewer", "adjudicator", "admin")
 # Who may do what (``crud.acting_user``; admin always passes): write reviews, assessments,
 # manual links and claim regrouping; record final verdicts and set a claim's status.
@@ -141,6 +146,10 @@ class Claim(Versioned, table=True):
     suggested_certainty: str | None = Field(default=None, max_length=20)
     suggestion_reasons: list[str] = Field(default_factory=list, sa_type=JSON)
     suggestion_basis: str = Field(default="metadata", max_length=20)
+    # Why surveillance re-opened the claim (``vocabulary.REOPEN_REASONS`` codes with the
+    # readable text); emptied when a new final verdict is recorded. History: the audit trail.
+    reopen_reasons: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    reopened_at: datetime | None = Field(default=None, sa_type=TZ)
 
 
 class Citation(Versioned, table=True):
@@ -234,7 +243,7 @@ class EvidenceLink(Versioned, table=True):
     id: int | None = Field(default=None, primary_key=True)
     claim_id: int = Field(foreign_key="claim.id", index=True, ondelete="CASCADE")
     study_id: int = Field(foreign_key="study.id", index=True, ondelete="CASCADE")
-    origin: str = Field(max_length=10, index=True)
+    origin: str = Field(max_length=20, index=True)
     also_found_by: list[str] = Field(default_factory=list, sa_type=JSON)
     score: float = 0.0
     rank: int | None = None

@@ -8,7 +8,7 @@ nothing to show.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from evidence.config import get_settings
 from evidence.grading import CertaintySuggestion
 from evidence.models import (
     CLAIM_STATUSES,
+    DECIDED_STATUSES,
     AppUser,
     Article,
     Assessment,
@@ -30,9 +31,11 @@ from evidence.models import (
     Claim,
     ClaimSource,
     EvidenceLink,
+    IngestRun,
     Study,
     Verdict,
 )
+from evidence.vocabulary import STUDY_CHANGES
 
 ARTICLE_COLUMNS = ["article_id", "source", "title", "sha256", "content_type", "revision",
                    "previous_id", "is_current", "fetched_at", "n_claims", "n_citations"]
@@ -503,6 +506,8 @@ class ClaimContext:
     canonical_id: int | None
     canonical_statement: str | None
     canonical_score: float | None
+    reopen_reasons: list[dict[str, Any]] = field(default_factory=list)
+    reopened_at: datetime | None = None
 
 
 def claim_context(session: Session, claim_id: int) -> ClaimContext | None:
@@ -531,6 +536,8 @@ def claim_context(session: Session, claim_id: int) -> ClaimContext | None:
         claim_start=claim.start - p_start, claim_end=claim.end - p_start,
         canonical_id=claim.canonical_id, canonical_statement=statement,
         canonical_score=claim.canonical_score,
+        reopen_reasons=[dict(r) for r in claim.reopen_reasons or []],
+        reopened_at=claim.reopened_at,
     )
 
 
@@ -646,7 +653,7 @@ def others_visible(session: Session, claim_id: int, viewer: AppUser | None, *,
     if viewer.role in ("adjudicator", "admin"):
         return True
     status = session.exec(select(Claim.status).where(col(Claim.id) == claim_id)).first()
-    return status == "final" or has_reviewed(session, claim_id, viewer.id)
+    return status in DECIDED_STATUSES or has_reviewed(session, claim_id, viewer.id)
 
 
 def claim_verdicts(session: Session, claim_id: int, *, viewer: AppUser | None,
@@ -757,7 +764,7 @@ def adjudication_queue(session: Session, *, viewer: AppUser | None,
     for cid, s, c in session.exec(
         select(Verdict.claim_id, Verdict.substantiation, Verdict.certainty)
         .join(Claim, col(Verdict.claim_id) == col(Claim.id))
-        .where(col(Claim.status).in_(("disagreement", "in_review")),
+        .where(col(Claim.status).in_(("disagreement", "in_review", "reopened")),
                col(Verdict.kind) == "review", col(Verdict.submitted))
         .order_by(col(Verdict.id))
     ).all():
@@ -772,10 +779,10 @@ def adjudication_queue(session: Session, *, viewer: AppUser | None,
         ).all():
             assert claim.id is not None
             n = len(values[claim.id])
-            if claim.status != "disagreement" and n < required:
+            if claim.status == "in_review" and n < required:
                 continue
             found.append((
-                claim.status != "disagreement",
+                claim.status not in ("disagreement", "reopened"),
                 -review.priority(claim.checkworthiness, claim.flags or []),
                 claim.id,
                 {"claim_id": claim.id, "article_title": title, "text": claim.text,
@@ -1440,3 +1447,62 @@ def audit_status(session: Session) -> pd.DataFrame:
     return _frame([{"verified": result.ok, "events": result.checked,
                     "first_bad_id": result.first_bad_id, "reason": result.reason,
                     "head_hash": result.head_hash}], AUDIT_STATUS_COLUMNS)
+
+
+SURVEILLANCE_RUN_COLUMNS = ["run_id", "started_at", "finished_at", "status", "since",
+                            "studies_checked", "records_fetched", "studies_changed",
+                            *STUDY_CHANGES, "claims_reopened", "claims_expired",
+                            "new_evidence_links", "requests", "error"]
+SURVEILLANCE_KIND = "surveil"
+
+
+def surveillance_runs(session: Session) -> pd.DataFrame:
+    """Every surveillance run, oldest first, with what it found (for the dashboard chart).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``SURVEILLANCE_RUN_COLUMNS``; counts are integers (0 for a run that
+        failed before it applied anything), times timezone-aware UTC.
+    """
+    rows = []
+    for run in session.exec(select(IngestRun).where(IngestRun.kind == SURVEILLANCE_KIND)
+                            .order_by(col(IngestRun.started_at), col(IngestRun.id))).all():
+        stats = run.stats or {}
+        found = stats.get("counts") or {}
+        row: dict[str, Any] = {
+            "run_id": run.id, "started_at": _utc(run.started_at),
+            "finished_at": _utc(run.finished_at) if run.finished_at else None,
+            "status": run.status, "since": stats.get("since"), "error": run.error}
+        for name in SURVEILLANCE_RUN_COLUMNS:
+            if name not in row:
+                row[name] = int(found.get(name) or 0)
+        rows.append(row)
+    return _frame(rows, SURVEILLANCE_RUN_COLUMNS)
+
+
+REOPENED_COLUMNS = ["claim_id", "article_title", "text", "reopened_at", "reasons",
+                    "reason_codes"]
+
+
+def reopened_claims(session: Session) -> pd.DataFrame:
+    """Claims (of current articles) surveillance re-opened, most recently re-opened first.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``REOPENED_COLUMNS``; ``reasons`` lists the readable reasons,
+        ``reason_codes`` their ``vocabulary.REOPEN_REASONS`` codes.
+    """
+    rows = []
+    for claim, title in session.exec(
+        select(Claim, Article.title).join(Article, col(Article.id) == col(Claim.article_id))
+        .where(col(Claim.status) == "reopened", col(Article.is_current))
+        .order_by(col(Claim.reopened_at).desc(), col(Claim.id))
+    ).all():
+        reasons = list(claim.reopen_reasons or [])
+        rows.append({"claim_id": claim.id, "article_title": title, "text": claim.text,
+                     "reopened_at": _utc(claim.reopened_at) if claim.reopened_at else None,
+                     "reasons": [str(r.get("text", "")) for r in reasons],
+                     "reason_codes": [str(r.get("code", "")) for r in reasons]})
+    return _frame(rows, REOPENED_COLUMNS)

@@ -77,6 +77,7 @@ PRIORITY_FLAG_WEIGHTS: dict[str, float] = {
     "no_fitting_citation": 0.5,
     "no_evidence": 0.5,
     "indirect_evidence": 0.25,
+    "new_evidence": 0.5,
 }
 FLAG_LABELS: dict[str, str] = {
     "no_fitting_citation": "no fitting citation",
@@ -84,9 +85,10 @@ FLAG_LABELS: dict[str, str] = {
     "retracted_evidence": "retracted evidence",
     "indirect_evidence": "indirect evidence",
     "no_evidence": "no fitting evidence",
+    "new_evidence": "new evidence",
 }
 STAGES = ("awaiting review", "awaiting second review", "disagreement", "ready for final",
-          "final")
+          "reopened", "final")
 
 # Editable fields shown in a conflict message, in the order a reviewer reads them.
 _VERDICT_FIELDS = ("substantiation", "certainty", "domains", "action", "rationale")
@@ -125,7 +127,8 @@ def required_reviews(settings: Settings | None = None) -> int:
     return 2 if (settings or get_settings()).independent_review else 1
 
 
-def claim_status(reviews: Sequence[tuple[str, str]], *, has_final: bool) -> str:
+def claim_status(reviews: Sequence[tuple[str, str]], *, has_final: bool,
+                 reopened: bool = False) -> str:
     """The status a claim's verdicts put it in.
 
     Parameters
@@ -133,17 +136,23 @@ def claim_status(reviews: Sequence[tuple[str, str]], *, has_final: bool) -> str:
     reviews
         ``(substantiation, certainty)`` of each submitted review verdict.
     has_final
-        Whether an adjudicated final verdict exists.
+        Whether a final verdict stands: one exists and, for a re-opened claim, it was
+        recorded after the re-opening.
+    reopened
+        Whether surveillance re-opened the claim.
 
     Returns
     -------
     str
-        ``final`` once a final verdict exists; otherwise ``unreviewed`` with no review,
+        ``final`` once a final verdict stands; ``reopened`` for a re-opened claim until one
+        does (whatever reviewers record meanwhile); otherwise ``unreviewed`` with no review,
         ``disagreement`` when two reviews differ in substantiation or certainty, and
         ``in_review`` otherwise.
     """
     if has_final:
         return "final"
+    if reopened:
+        return "reopened"
     if not reviews:
         return "unreviewed"
     if len(set(reviews)) > 1:
@@ -153,8 +162,8 @@ def claim_status(reviews: Sequence[tuple[str, str]], *, has_final: bool) -> str:
 
 def review_stage(status: str, n_reviews: int, required: int) -> str:
     """A reviewer-facing name for where a claim is (one of ``STAGES``)."""
-    if status == "final":
-        return "final"
+    if status in ("final", "reopened"):
+        return status
     if status == "disagreement":
         return "disagreement"
     if n_reviews == 0:
@@ -555,7 +564,7 @@ def _save(
     verdict: Verdict = _write_row(session, model=Verdict, existing=existing, values=values,
                                   expected_version=expected_version, actor=user.username,
                                   entity="verdict", fields=_VERDICT_FIELDS)
-    _update_status(session, claim=claim, actor=user.username)
+    _update_status(session, claim=claim, actor=user.username, deciding=kind == "final")
     return verdict
 
 
@@ -590,19 +599,29 @@ def suggestion_for(
     return suggestion
 
 
-def _update_status(session: Session, *, claim: Claim, actor: str) -> Claim:
+def _update_status(session: Session, *, claim: Claim, actor: str,
+                   deciding: bool = False) -> Claim:
+    """Move a claim's status after a verdict was saved (``deciding``: a final one).
+
+    A re-opened claim stays re-opened until a final verdict is recorded again; then its
+    re-opening reasons are cleared (the audit trail keeps them).
+    """
     assert claim.id is not None
     rows = session.exec(
         select(Verdict.kind, Verdict.substantiation, Verdict.certainty)
         .where(Verdict.claim_id == claim.id, col(Verdict.submitted))
     ).all()
     reviews = [(s, c) for k, s, c in rows if k == "review"]
-    status = claim_status(reviews, has_final=any(k == "final" for k, _, _ in rows))
+    reopened = claim.status == "reopened"
+    has_final = any(k == "final" for k, _, _ in rows) and (deciding or not reopened)
+    status = claim_status(reviews, has_final=has_final, reopened=reopened)
     if status == claim.status:
         return claim
+    changes: dict[str, Any] = {"status": status}
+    if reopened:
+        changes.update(reopen_reasons=[], reopened_at=None)
     return crud.update_versioned(session, Claim, claim.id, expected_version=claim.version,
-                                 changes={"status": status}, actor=actor,
-                                 action="claim.status")
+                                 changes=changes, actor=actor, action="claim.status")
 
 
 @dataclass(frozen=True)
@@ -720,7 +739,8 @@ def apply_verdict_to_group(
                                   expected_version=existing.version if existing else None,
                                   actor=user.username, entity="verdict",
                                   fields=_VERDICT_FIELDS)
-        _update_status(session, claim=member, actor=user.username)
+        _update_status(session, claim=member, actor=user.username,
+                       deciding=source.kind == "final")
         applied.append(row)
     return GroupVerdicts(source, applied, skipped)
 

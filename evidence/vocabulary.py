@@ -797,8 +797,31 @@ CLAIM_FLAGS: dict[str, str] = {
     "indirect_evidence": "the best fitting evidence differs from the claim in condition, "
                          "intervention, route or population",
     "no_evidence": "no fitting study in the database bears on this claim",
+    "new_evidence": "surveillance linked a new fitting systematic review, meta-analysis or "
+                    "randomised trial that no reviewer has read yet",
 }
 """Flags about a claim's own evidence, in the order they are reported."""
+
+REOPEN_REASONS: dict[str, str] = {
+    "retracted": "a study its final verdict rests on has been retracted",
+    "expression_of_concern": "an expression of concern has been published about a study "
+                             "its final verdict rests on",
+    "erratum": "an erratum or correction to a study its final verdict rests on has been "
+               "published",
+    "deleted": "PubMed deleted a study its final verdict rests on",
+    "changed": "the title or abstract of a study its final verdict rests on changed",
+    "expired": "the final verdict passed its review-by date",
+}
+"""Why surveillance sends a decided claim back to review (``claim.reopen_reasons``), in
+the order they are reported. The first four are also a study's *alerts*."""
+
+STUDY_CHANGES: tuple[str, ...] = ("retracted", "expression_of_concern", "erratum", "deleted",
+                                  "changed")
+"""The changes to a linked PubMed record that surveillance reports (a subset of
+``REOPEN_REASONS``)."""
+
+ALERT_CHANGES: tuple[str, ...] = ("retracted", "expression_of_concern")
+"""Study changes that need attention whether or not a decided claim rests on the study."""
 
 CITATION_FLAGS: dict[str, str] = {
     "addresses_no_claim": "cited but does not address any claim of its article",

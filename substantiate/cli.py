@@ -371,6 +371,79 @@ def _print_link_summary(summary: LinkSummary) -> None:
         err.print(f"problem: {p}")
 
 
+@app.command("surveil")
+def surveil_cmd(
+    since: Annotated[str | None, typer.Option(
+        help="Re-fetch only records PubMed modified on or after this day (YYYY-MM-DD), "
+        "using the E-utilities date filter; new-evidence search also starts there.")] = None,
+    discover: Annotated[bool, typer.Option(
+        help="Also search PubMed for new systematic reviews, meta-analyses and randomised "
+        "trials for each decided canonical claim.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check the PubMed records behind the claims; re-open claims whose evidence changed.
+
+    Retracted studies, expressions of concern, errata, deleted records and changed
+    abstracts re-open the decided claims resting on them; verdicts past their review-by
+    date (VERDICT_REVIEW_MONTHS) re-open as expired; new fitting evidence is linked and
+    flagged. Exit 0 when nothing needs attention, 3 when something does (for a scheduler).
+
+    Example: substantiate surveil --since 2026-11-01 --json
+    """
+    from datetime import date
+
+    from ingest import pubmed
+
+    day = None
+    if since is not None:
+        try:
+            day = date.fromisoformat(since.strip())
+        except ValueError:
+            raise InputError(f"--since {since!r}: not a date (YYYY-MM-DD)") from None
+    engine = _engine()
+    client = pubmed.make_client()
+    with _progress(enabled=not as_json) as progress:
+        report = jobs.surveil(engine, client, since=day, discover=discover, actor=ACTOR,
+                              progress=progress)
+    if as_json:
+        _emit_json(report.as_dict())
+    else:
+        _print_surveil_report(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _print_surveil_report(report: Any) -> None:
+    c = report.counts()
+    since = f" modified since {report.since}" if report.since else ""
+    out.print(f"surveillance: {c['studies_checked']} linked studies checked, "
+              f"{c['records_fetched']} records fetched{since} in {c['requests']} requests")
+    out.print(f"  studies changed: {c['studies_changed']} ("
+              + ", ".join(f"{c[k]} {k.replace('_', ' ')}" for k in
+                          ("retracted", "expression_of_concern", "erratum", "deleted",
+                           "changed")) + ")")
+    for change in report.changes:
+        notices = "; ".join(f"notice PMID {n['pmid']}" if n.get("pmid") else "notice"
+                            for n in change.notices)
+        out.print(f"    PMID {change.pmid}: {', '.join(change.changes)}"
+                  + (f" ({notices})" if notices else ""))
+    out.print(f"  claims re-opened: {c['claims_reopened']}")
+    for r in report.reopened:
+        for reason in r.reasons:
+            out.print(f"    claim {r.claim_id}: {reason['text']}")
+    out.print(f"  verdicts expired: {c['claims_expired']}")
+    for r in report.expired:
+        for reason in r.reasons:
+            out.print(f"    claim {r.claim_id}: {reason['text']}")
+    out.print(f"  new evidence linked: {c['new_evidence_links']} "
+              f"({c['discovery_queries']} searches"
+              + (f" from {report.discovery_since}" if report.discovery_since else "") + ")")
+    for n in report.new_evidence:
+        out.print(f"    claim {n.claim_id}: PMID {n.pmid} ({n.design.replace('_', ' ')})")
+    out.print("needs attention (exit 3)" if report.needs_attention
+              else "nothing needs attention")
+
+
 # Streamlit options `substantiate app` always passes (as .streamlit/config.toml does, which
 # Streamlit reads only from the folder it is started in): no usage statistics, and the
 # viewer toolbar (no "Deploy", rerun or clear-cache items).

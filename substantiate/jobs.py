@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,10 @@ from evidence.linking import LinkSummary
 from evidence.models import Citation
 from ingest import articles as article_reader
 from ingest import medline, pubmed, store
+from ingest import surveil as surveil_mod
 from ingest.entrez import EntrezClient
 from ingest.load import LoadStats
+from ingest.surveil import SurveilReport
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(label, done, total)``: a job's progress, for a bar or a log.
@@ -423,6 +426,38 @@ def link(
         run.stats = summary
         run.problems.extend(summary.problems)
     return summary
+
+
+# ------------------------------------------------------------------------------ surveillance
+
+
+def surveil(
+    engine: Engine,
+    client: EntrezClient,
+    *,
+    since: date | None = None,
+    discover: bool = True,
+    actor: str = crud.SYSTEM,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> SurveilReport:
+    """Surveillance (``ingest.surveil.surveil``) as one ``surveil`` run.
+
+    Stage ``linked studies``: one unit per linked PMID re-fetched (or posted, with
+    ``since``). The run's statistics are the report; an E-utilities failure closes it as
+    ``error`` with nothing applied, and is raised.
+    """
+    with db.read_session(engine) as session:
+        n = len(surveil_mod.linked_studies(session))
+    advance = _stage(progress, "linked studies", n)
+    report = SurveilReport()
+    with crud.ingest_run(engine, kind=surveil_mod.KIND, actor=actor,
+                         params={"since": since.isoformat() if since else None,
+                                 "discover": discover}) as run:
+        run.stats = report
+        surveil_mod.surveil(engine, client, since=since, discover=discover, actor=actor,
+                            now=now, on_batch=advance, report=report)
+    return report
 
 
 # ------------------------------------------------------------------------------ demo

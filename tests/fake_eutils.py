@@ -168,6 +168,8 @@ class _State:
     pmc_to_pmid: dict[str, str] = field(default_factory=dict)
     searches: dict[str, list[str]] = field(default_factory=dict)
     history: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # PMID -> {"edat": "YYYY/MM/DD", "mdat": ...}: the dates esearch's date filter reads.
+    dates: dict[str, dict[str, str]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     log: list[RequestRecord] = field(default_factory=list)
 
@@ -272,6 +274,19 @@ class FakeEutils:
         """Map ``pmcid`` (``PMC123`` or ``123``) to ``pmid`` for elink pmc_pubmed."""
         with self._lock:
             self._state.pmc_to_pmid[pmcid.upper().removeprefix("PMC")] = str(pmid)
+
+    def set_dates(self, pmid: str, *, added: str | None = None,
+                  modified: str | None = None) -> None:
+        """Give ``pmid`` an Entrez date (``edat``, when PubMed added it) and a modification
+        date (``mdat``), as ``YYYY/MM/DD`` or ``YYYY-MM-DD``, for esearch's date filters
+        (``datetype``, ``mindate``, ``maxdate``). A PMID with no such date never passes a
+        filter on it."""
+        with self._lock:
+            dates = self._state.dates.setdefault(str(pmid), {})
+            if added is not None:
+                dates["edat"] = added.replace("-", "/")
+            if modified is not None:
+                dates["mdat"] = modified.replace("-", "/")
 
     def set_search(self, term: str, ids: Sequence[str]) -> None:
         """Make esearch for exactly ``term`` return ``ids``."""
@@ -411,8 +426,13 @@ class FakeEutils:
             if env_match:
                 self._register(env_match.group(1).decode(), "1", ids)
             return 200, data
+        history_ref = re.fullmatch(r"#(\d+)", term.strip())
+        webenv_in = _first(params, "WebEnv")
         with self._lock:
             found = self._state.searches.get(term)
+            if history_ref and webenv_in:  # a search on a stored set: "#1" with its WebEnv
+                found = list(self._state.history.get(webenv_in, {}).get(
+                    history_ref.group(1), []))
             aids = _AID_RE.findall(term)
             not_found: list[str] = []
             if found is None and aids:
@@ -423,6 +443,13 @@ class FakeEutils:
                     if not pmids:
                         not_found.append(f'"{doi}"[AID]')
             matches = sorted(found or [], key=int, reverse=True) if aids else list(found or [])
+            datetype = _first(params, "datetype")
+            if datetype:
+                low = (_first(params, "mindate") or "0000/00/00").replace("-", "/")
+                high = (_first(params, "maxdate") or "9999/99/99").replace("-", "/")
+                matches = [m for m in matches
+                           if low <= self._state.dates.get(m, {}).get(datetype, "")[:10]
+                           <= high and self._state.dates.get(m, {}).get(datetype)]
         retstart = int(_first(params, "retstart") or 0)
         retmax = int(_first(params, "retmax") or 20)
         page = matches[retstart : retstart + retmax]

@@ -15,12 +15,12 @@ from evidence.models import Study
 
 def test_migrations_match_models(db_url: str) -> None:
     engine = db.make_engine(db_url)
-    assert db.upgrade(engine) == "0004"
+    assert db.upgrade(engine) == "0005"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
     # Upgrading again is a no-op.
-    assert db.upgrade(engine) == "0004"
+    assert db.upgrade(engine) == "0005"
     engine.dispose()
 
 
@@ -99,7 +99,7 @@ def test_judgements_migration_stores_existing_studies_flags(db_url: str) -> None
             " '[\"Journal Article\"]', '[]', '[]',"
             " '[{\"ref_type\": \"RetractionIn\", \"pmid\": \"90000902\"}]', true, false,"
             " false, '[]', false)"), {"t": now})
-    assert db.upgrade(engine) == "0004"
+    assert db.upgrade(engine) == "0005"
     with Session(engine) as s:
         study = s.exec(select(Study).where(Study.pmid == "90000901")).one()
         assert [f["code"] for f in study.flags] == ["retracted"]

@@ -92,6 +92,7 @@ def test_every_json_output_is_strict_json(
         ("claims", "list"): [],
         ("citations", "list"): [],
         ("link",): [],
+        ("surveil",): ["--no-discover"],
         ("audit", "verify"): [],
         ("export",): ["--out", str(out)],
         ("export", "verify"): [str(out)],
