@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import String, and_, case, cast, func, literal, or_
 from sqlmodel import Session, col, select
 
-from evidence import review
+from evidence import review, surveillance
 from evidence.config import get_settings
 from evidence.grading import CertaintySuggestion
 from evidence.models import (
@@ -1153,9 +1153,9 @@ REGISTER_COLUMNS = ["claim_id", "article_id", "article_title", "article_source",
                     "article_revision", "article_is_current", "text", "start", "end",
                     "category", "canonical_id", "canonical_statement", "status",
                     "substantiation", "certainty", "action", "adjudicator", "decided_at",
-                    "reviewers", "last_review_at", "rationale", "supporting",
-                    "partly_supporting", "contradicting", "sources", "flags", "raw_records",
-                    "updated_at"]
+                    "review_by", "reviewers", "last_review_at", "rationale", "supporting",
+                    "partly_supporting", "contradicting", "sources", "flags",
+                    "reopen_reasons", "raw_records", "updated_at"]
 # Which stance puts a study in which column of the register (``does_not_address`` in none).
 REGISTER_STANCES = {"supports": "supporting", "partially_supports": "partly_supporting",
                     "contradicts": "contradicting"}
@@ -1256,6 +1256,7 @@ def claims_register(
         found = hashes.get(r.pop("raw_record_id") or 0, (None, None))
         raw[pmid] = {"pmid": pmid, "raw_sha256": found[0], "retrieved_at": iso_utc(found[1])}
     rows = []
+    months = get_settings().verdict_review_months
     for c, a in pairs:
         assert c.id is not None
         final = next(((v, n) for v, n in verdicts_.get(c.id, []) if v.kind == "final"), None)
@@ -1278,6 +1279,8 @@ def claims_register(
             "action": final[0].action if final else None,
             "adjudicator": final[1] if final else None,
             "decided_at": final[0].updated_at if final else None,
+            "review_by": surveillance.review_by(final[0].updated_at, months) if final
+            else None,
             "reviewers": [n for _, n in reviews],
             "last_review_at": max((v.updated_at for v, _ in reviews), key=_utc,
                                   default=None),
@@ -1285,6 +1288,7 @@ def claims_register(
             **{column: list(by_stance.get(column, {}).values())
                for column in REGISTER_STANCES.values()},
             "sources": sources.get(c.id, []), "flags": list(c.flags or []),
+            "reopen_reasons": [str(r.get("text", "")) for r in c.reopen_reasons or []],
             "raw_records": [raw[p] for p in listed], "updated_at": updated,
         })
     return _frame(rows, REGISTER_COLUMNS)

@@ -13,8 +13,9 @@ Rules
   retracted, got a new expression of concern, a new erratum or correction notice, was
   deleted from PubMed, or its title or abstract changed. Other changes (MeSH indexing,
   author details) are stored as a new version but re-open nothing.
-* A decided claim (status ``final`` or ``reopened``) *rests on* a study when its link to
-  the study fits the claim or a reviewer assessed it (other than as irrelevant).
+* A decided claim (status ``final`` or ``reopened``, of an article's current revision)
+  *rests on* a study when its link to the study fits the claim or a reviewer assessed it as
+  bearing on it (a stance other than "does not address", a relevance other than "none").
 * A final verdict must be reviewed again ``VERDICT_REVIEW_MONTHS`` after it was recorded
   (``review_by``); surveillance re-opens an older one with reason ``expired``.
 * A claim is re-opened once per reason: a second run over the same change adds nothing.
@@ -273,8 +274,10 @@ def reopen_for_changes(session: Session, changes: Sequence[StudyChange], *, acto
             if stance != "does_not_address" and rel != "none":
                 bears[link_id] = True
     claim_ids = sorted({ln.claim_id for ln in links})
-    status = dict(session.exec(select(Claim.id, Claim.status).where(
-        col(Claim.id).in_(claim_ids))).all()) if claim_ids else {}
+    # Claims of superseded article revisions are history: refreshed, never re-opened.
+    status = dict(session.exec(
+        select(Claim.id, Claim.status).join(Article, col(Article.id) == col(Claim.article_id))
+        .where(col(Claim.id).in_(claim_ids), col(Article.is_current))).all()) if claim_ids else {}
     wanted: dict[int, list[dict[str, Any]]] = {}
     for ln in sorted(links, key=lambda x: (x.claim_id, x.id or 0)):
         if status.get(ln.claim_id) not in DECIDED_STATUSES:
@@ -307,8 +310,9 @@ def expire_verdicts(session: Session, *, months: int, actor: str,
     rows = session.exec(
         select(Claim.id, Verdict.updated_at)
         .join(Verdict, col(Verdict.claim_id) == col(Claim.id))
+        .join(Article, col(Article.id) == col(Claim.article_id))
         .where(col(Claim.status) == "final", col(Verdict.kind) == "final",
-               col(Verdict.submitted))
+               col(Verdict.submitted), col(Article.is_current))
         .order_by(col(Claim.id))
     ).all()
     for claim_id, decided in rows:

@@ -807,7 +807,7 @@ def test_dashboard_reads(session: Session) -> None:
 
     counts = queries.status_counts(session)
     assert counts.values.tolist() == [["unreviewed", 1], ["in_review", 1], ["disagreement", 0],
-                                      ["final", 1]]
+                                      ["final", 1], ["reopened", 0]]
     by_article = queries.outcomes_by(session, "article_title")
     assert by_article[by_article["article_title"] == "Clinic A"][["outcome", "claims"]] \
         .values.tolist() == [["contradicted", 1], ["unsubstantiated", 1]]

@@ -365,6 +365,11 @@ def test_expiry_with_a_frozen_clock(engine: Engine, fake_eutils: FakeEutils) -> 
     assert claim.status == "reopened"
     assert claim.reopen_reasons[0]["code"] == "expired"
     assert f"review-by date {due.date().isoformat()}" in claim.reopen_reasons[0]["text"]
+    with Session(engine) as s:
+        register = queries.claims_register(s).set_index("claim_id")
+    assert register.loc[claim_id, "review_by"] == due
+    assert register.loc[claim_id, "status"] == "reopened"
+    assert register.loc[claim_id, "reopen_reasons"] == [claim.reopen_reasons[0]["text"]]
     again = surveil(engine, client_for(fake_eutils), discover=False,
                     now=due + timedelta(days=2))
     assert again.expired == []  # re-opened once
