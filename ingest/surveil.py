@@ -147,10 +147,13 @@ def linked_studies(session: Session) -> list[tuple[str, int, dict[str, Any]]]:
     decided = set(session.exec(
         select(EvidenceLink.study_id).join(Claim, col(Claim.id) == col(EvidenceLink.claim_id))
         .where(col(Claim.status).in_(DECIDED_STATUSES))).all())
+    columns = [getattr(Study, k) for k in _COMPARED]
     rows = session.exec(
-        select(Study).where(col(Study.id).in_(select(EvidenceLink.study_id)))
+        select(Study.pmid, Study.id, *columns)
+        .where(col(Study.id).in_(select(EvidenceLink.study_id)))
     ).all()
-    out = [(s.pmid, int(s.id or 0), {k: getattr(s, k) for k in _COMPARED}) for s in rows]
+    out = [(pmid, int(sid or 0), dict(zip(_COMPARED, values, strict=True)))
+           for pmid, sid, *values in rows]
     out.sort(key=lambda r: (r[1] not in decided, int(r[0]) if r[0].isdigit() else 0, r[0]))
     return out
 

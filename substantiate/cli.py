@@ -416,8 +416,10 @@ def surveil_cmd(
 def _print_surveil_report(report: Any) -> None:
     c = report.counts()
     since = f" modified since {report.since}" if report.since else ""
+    by_utility = ", ".join(f"{n} {u}" for u, n in sorted(report.requests.items()))
     out.print(f"surveillance: {c['studies_checked']} linked studies checked, "
-              f"{c['records_fetched']} records fetched{since} in {c['requests']} requests")
+              f"{c['records_fetched']} records fetched{since}; {c['requests']} requests"
+              + (f" ({by_utility})" if by_utility else ""))
     out.print(f"  studies changed: {c['studies_changed']} ("
               + ", ".join(f"{c[k]} {k.replace('_', ' ')}" for k in
                           ("retracted", "expression_of_concern", "erratum", "deleted",
