@@ -444,7 +444,8 @@ def claim_flags(claim: Claim, links: Sequence[EvidenceLink],
                 assessed: Collection[int | None] = ()) -> list[str]:
     """The flags about one claim's own evidence, in `vocabulary.CLAIM_FLAGS` order.
 
-    Only fitting links count: a weaker match raises no flag and hides none.
+    Only fitting links count (a weaker match raises no flag and hides none), except that
+    a retracted study a reviewer has assessed raises ``retracted_evidence`` fitting or not.
 
     Parameters
     ----------
@@ -472,7 +473,9 @@ def claim_flags(claim: Claim, links: Sequence[EvidenceLink],
     if regulatory_statement(claim.text) and not set(source_kinds) & set(
             REGULATORY_SOURCE_KINDS):
         flags.append("needs_regulatory_source")
-    if any(studies[ln.study_id].is_retracted for ln in fitting):
+    # A retracted study a reviewer has read counts too, fitting or not: the claim may rest on it.
+    if any(studies[ln.study_id].is_retracted for ln in links
+           if ln.fits or ln.id in assessed):
         flags.append("retracted_evidence")
     best = sorted(fitting, key=lambda ln: -ln.score)[:3]
     if best and all(ln.indirect for ln in best):

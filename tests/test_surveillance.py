@@ -33,7 +33,7 @@ from ingest.entrez import EntrezClient
 from ingest.surveil import surveil
 from substantiate import jobs
 from tests._cli import run_cli
-from tests.factories import make_article, make_user
+from tests.factories import make_article, make_assessment, make_claim, make_link, make_user
 from tests.fake_eutils import FakeEutils, Fault
 from tests.pubmed_records import article_xml
 
@@ -474,3 +474,29 @@ def test_cli_surveil_exit_codes_and_json(
     assert "needs attention (exit 3)" in out
     code, out, err = run_cli(monkeypatch, capsys, "surveil", "--since", "last week")
     assert code == 1 and err.strip().count("\n") == 0 and "YYYY-MM-DD" in err
+
+
+def test_an_assessed_weak_match_that_is_retracted_reopens_and_flags(engine: Engine) -> None:
+    with session_scope(engine) as s:
+        claim = make_claim(s, status="final")
+        weak = make_link(s, claim=claim, fits=False)
+        unread = make_link(s, claim=claim, fits=False)
+        reviewer = make_user(s, role="reviewer")
+        make_assessment(s, link=weak, reviewer=reviewer, stance="contradicts",
+                        relevance="medium")
+        studies = [s.get(Study, ln.study_id) for ln in (weak, unread)]
+        for study in studies:
+            assert study is not None
+            study.is_retracted = True
+            s.add(study)
+        changes = [surveillance.StudyChange(st.pmid, int(st.id or 0), ("retracted",))
+                   for st in studies if st is not None]
+        reopened, refreshed = surveillance.reopen_for_changes(s, changes, actor="test",
+                                                              now=NOW)
+        claim_id = claim.id
+        weak_pmid = studies[0].pmid if studies[0] else ""
+    assert refreshed == [claim_id]
+    # Only the study a reviewer read bears on the decision; the unread weak match does not.
+    assert [r["pmid"] for r in reopened[0].reasons] == [weak_pmid]
+    assert "it was contradicting evidence" in reopened[0].reasons[0]["text"]
+    assert "retracted_evidence" in claim_row(engine, claim_id).flags
