@@ -95,6 +95,8 @@ class ClaimSection:
     rationale: str
     adjudicator: str | None
     decided_at: str | None
+    review_by: str | None
+    reopened: list[str]
     suggested_certainty: str | None
     reasons: list[str]
     domains: list[str]
@@ -271,6 +273,9 @@ def _section(session: Session, number: int, row: dict[str, Any],
         certainty=label(row["certainty"]) if final else None,
         action=label(row["action"]) if final else None, rationale=row["rationale"] or "",
         adjudicator=row["adjudicator"], decided_at=_when(row["decided_at"]) if final else None,
+        review_by=_when(row["review_by"]) if final else None,
+        reopened=[str(r.get("text", "")) for r in claim.reopen_reasons or []]
+        if claim.status == "reopened" else [],
         suggested_certainty=label(suggested) if suggested else None, reasons=reasons,
         domains=domains, flags=[CLAIM_FLAGS.get(f, label(f)) for f in claim.flags or []],
         reviews=reviews, studies=_studies(session, claim),
@@ -523,6 +528,10 @@ class _Pdf:
         self.para(head, size=10, style="B")
         if c.adjudicator:
             self.field("Decided by", f"{c.adjudicator} on {c.decided_at}")
+        if c.review_by:
+            self.field("Review by", c.review_by)
+        for reason in c.reopened:
+            self.field("Re-opened", reason, indent=4)
         if c.rationale:
             self.field("Rationale", c.rationale)
         if c.suggested_certainty:

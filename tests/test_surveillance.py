@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from evidence import audit, config, db, queries, review, surveillance
+from evidence import audit, config, db, queries, report, review, surveillance
 from evidence.db import session_scope
 from evidence.errors import NCBIUnavailable
 from evidence.match import build_pubmed_query
@@ -370,6 +370,13 @@ def test_expiry_with_a_frozen_clock(engine: Engine, fake_eutils: FakeEutils) -> 
     assert register.loc[claim_id, "review_by"] == due
     assert register.loc[claim_id, "status"] == "reopened"
     assert register.loc[claim_id, "reopen_reasons"] == [claim.reopen_reasons[0]["text"]]
+    with Session(engine) as s:
+        built = report.build(s, article_id=claim.article_id, generated_by="test")
+    section = next(c for c in built.claims if c.claim_id == claim_id)
+    assert section.review_by == due.replace(microsecond=0).isoformat()
+    assert section.reopened == [claim.reopen_reasons[0]["text"]]
+    page = report.render_html(built)
+    assert "Re-opened" in page and "passed its review-by date" in page
     again = surveil(engine, client_for(fake_eutils), discover=False,
                     now=due + timedelta(days=2))
     assert again.expired == []  # re-opened once
