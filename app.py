@@ -81,4 +81,6 @@ if user is not None and ui.DEEP_LINK_KEY in st.session_state:
         st.query_params["claim"] = str(linked)
     else:
         ui.open_claim(linked)
+if user is not None:
+    ui.reopened_banner()
 page.run()

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import streamlit as st
 
 from app_pages import ui
-from evidence import queries, report, review
+from evidence import queries, report, review, surveillance
 from evidence.errors import NotFound, StaleWrite, SubstantiateError
 from evidence.models import (
     ACTIONS,
@@ -133,7 +133,7 @@ if top[2].button("Skip", icon=":material/skip_next:", key="claim_skip", shortcut
     else:
         _go(nxt)
 
-badges = [f":blue-badge[{ui.md_escape(stage)}]",
+badges = [f":blue-badge[{ui.md_escape(ui.label(stage))}]",
           f":gray-badge[{ui.md_escape(ui.label(ctx.category))}]",
           f":gray-badge[check-worthiness {ctx.checkworthiness:.2f}]"]
 badges += [f":red-badge[{ui.md_escape(review.FLAG_LABELS.get(f, ui.label(f)))}]"
@@ -141,6 +141,15 @@ badges += [f":red-badge[{ui.md_escape(review.FLAG_LABELS.get(f, ui.label(f)))}]"
 st.markdown(" ".join(badges))
 if user.role == "viewer":
     st.caption("You are signed in as a viewer: you can read everything here, but not save.")
+if ctx.status == "reopened":
+    # The reasons quote PubMed's notice citations: shown as typed, never as Markdown.
+    when = f" on {ctx.reopened_at:%Y-%m-%d %H:%M} UTC" if ctx.reopened_at else ""
+    reasons = "".join(f"\n- {ui.md_escape(ui.label(r.get('code')))}: "
+                      f"{ui.md_escape(str(r.get('text', '')))}" for r in ctx.reopen_reasons)
+    st.warning(f"**Re-opened by surveillance{when}.** Its evidence changed after the final "
+               f"verdict:{reasons}\n\nThe claim stays re-opened until a final verdict is "
+               "recorded again; reviewers' verdicts do not close it.",
+               icon=":material/restart_alt:")
 
 with st.container(border=True):
     st.markdown(ui.highlight(ctx.paragraph, [(ctx.claim_start, ctx.claim_end)],
@@ -200,9 +209,11 @@ if shown.empty:
 
 
 def _badges(row: dict[str, Any]) -> str:
+    # A study surveillance linked after the decision stands out from the others.
+    origin = "blue" if row["origin"] == surveillance.ORIGIN else "gray"
     out = [f":violet-badge[{ui.md_escape(ui.label(row['design'] or 'design unknown'))}]",
            f":violet-badge[level {ui.md_escape(row['evidence_level'] or '?')}]",
-           f":gray-badge[{ui.md_escape(row['origin'])}]"]
+           f":{origin}-badge[{ui.md_escape(ui.label(row['origin']))}]"]
     if row["indirect"]:
         out.append(":orange-badge[indirect]")
     if row["fits"] is False:

@@ -1,6 +1,9 @@
-"""Dashboard: review progress, verdicts by article and category, evidence, agreement."""
+"""Dashboard: review progress, verdicts by article and category, evidence, surveillance,
+agreement."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import altair as alt
 import streamlit as st
@@ -20,6 +23,7 @@ with ui.reading() as session:
     flags = queries.flag_counts(session)
     agreement = queries.agreement(session)
     scorecard = queries.article_scorecard(session)
+    runs = queries.surveillance_runs(session)
 
 total = int(status["claims"].sum())
 if total == 0:
@@ -27,23 +31,27 @@ if total == 0:
             "reviewed.", icon=":material/inbox:")
     st.stop()
 
-done = int(status.set_index("status")["claims"].get("final", 0))
-cols = st.columns(4)
+by_status = status.set_index("status")["claims"]
+cols = st.columns(5)
 cols[0].metric("Claims", total)
-cols[1].metric("Final verdicts", done, help="Claims with an adjudicated final verdict")
-cols[2].metric("In review", int(status.set_index("status")["claims"].get("in_review", 0)))
-cols[3].metric("Disagreements",
-               int(status.set_index("status")["claims"].get("disagreement", 0)))
+cols[1].metric("Final verdicts", int(by_status.get("final", 0)),
+               help="Claims with an adjudicated final verdict")
+cols[2].metric("In review", int(by_status.get("in_review", 0)))
+cols[3].metric("Disagreements", int(by_status.get("disagreement", 0)))
+cols[4].metric("Re-opened", int(by_status.get("reopened", 0)),
+               help="Decided claims surveillance re-opened: their evidence changed, or the "
+                    "final verdict passed its review-by date")
 
 
-def _section(title: str, chart: alt.LayerChart, table: object, empty: bool, note: str) -> None:
+def _section(title: str, chart: alt.LayerChart, table: object, empty: bool, note: str,
+             columns: dict[str, Any] | None = None) -> None:
     st.subheader(title)
     if empty:
         st.caption(note)
         return
     left, right = st.columns([3, 2])
     left.altair_chart(chart)
-    right.dataframe(table, hide_index=True)
+    right.dataframe(table, hide_index=True, column_config=columns)
 
 
 _section("Progress", charts.status_bars(status), status, False, "")
@@ -60,6 +68,17 @@ _section("Evidence levels of linked studies", charts.level_bars(levels), levels,
 _section("Citation fit (studies the articles cite)", charts.fit_bars(fit), fit, fit.empty,
          "No article cites a study that is in the database yet.")
 _section("Risk flags", charts.flag_bars(flags), flags[["label", "claims"]], False, "")
+_section("Surveillance", charts.surveillance_bars(runs),
+         runs[["run_id", "started_at", "status", "studies_checked", "studies_changed",
+               "claims_reopened", "claims_expired", "new_evidence_links"]],
+         runs.empty, "No surveillance run yet: `substantiate surveil` re-checks the evidence "
+         "behind decided claims and re-opens those whose evidence changed.",
+         columns={"run_id": st.column_config.NumberColumn("run", format="%d"),
+                  "started_at": st.column_config.DatetimeColumn(
+                      "started (UTC)", format="YYYY-MM-DD HH:mm"),
+                  "studies_checked": "studies checked", "studies_changed": "changed",
+                  "claims_reopened": "re-opened", "claims_expired": "expired",
+                  "new_evidence_links": "new links"})
 
 st.subheader("Article scorecard")
 st.caption("Per article: claims with a fitting cited study, with only fitting discovered "

@@ -19,6 +19,13 @@ def _first_page() -> None:
     st.session_state["queue_page"] = 1
 
 
+if st.session_state.pop(ui.SHOW_REOPENED_KEY, False):
+    # The re-opened banner's button: every re-opened claim, whoever reviewed it before.
+    st.session_state.update(queue_article=None, queue_category=None, queue_status="reopened",
+                            queue_flags=[], queue_search="", queue_not_mine=False,
+                            queue_page=1)
+st.session_state.setdefault("queue_not_mine", user.role != "viewer")
+
 with ui.reading() as session:
     articles = queries.articles(session, current_only=True)
     categories = list(queries.claim_counts(session))
@@ -41,7 +48,7 @@ cols = st.columns([5, 3, 2])
 search = cols[0].text_input("Search claims and article titles", key="queue_search",
                             on_change=_first_page, placeholder="e.g. within hours")
 not_mine = cols[1].toggle("Only claims I have not reviewed", key="queue_not_mine",
-                          value=user.role != "viewer", on_change=_first_page)
+                          on_change=_first_page)
 page_size = cols[2].selectbox("Rows per page", [25, 50, 100], index=1, key="queue_page_size",
                               on_change=_first_page)
 
@@ -68,16 +75,18 @@ if total == 0:
 
 pages = max(1, math.ceil(total / page_size))
 left, right = st.columns([3, 2], vertical_alignment="bottom")
-left.caption(f"{total} claims · page {page} of {pages} · sorted by priority "
-             "(check-worthiness × risk flags)")
+left.caption(f"{total} claim{'' if total == 1 else 's'} · page {page} of {pages} · sorted by "
+             "priority (check-worthiness × risk flags)")
 if right.button("Review the top claim", type="primary", icon=":material/play_arrow:",
                 key="queue_start", shortcut="Ctrl+Enter"):
     ui.open_claim(int(frame.iloc[0]["claim_id"]))
 
 view = frame.assign(
     flags=frame["flags"].map(lambda fs: ", ".join(review.FLAG_LABELS.get(f, f) for f in fs)),
-    status=frame["stage"],
+    status=frame["stage"].map(ui.label),
+    reopened=frame["reopen_codes"].map(lambda cs: ", ".join(map(ui.label, cs))),
 )
+reopened_column = ["reopened"] if frame["reopen_codes"].map(len).any() else []
 # A fresh table key after each opening, so coming back does not re-open the same row.
 table_key = f"queue_table_{st.session_state.get('queue_opened', 0)}"
 event = st.dataframe(
@@ -86,8 +95,8 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     hide_index=True,
-    column_order=["claim_id", "priority", "text", "article_title", "category", "status",
-                  "flags", "n_links", "n_reviews"],
+    column_order=["claim_id", "priority", *reopened_column, "text", "article_title",
+                  "category", "status", "flags", "n_links", "n_reviews"],
     column_config={
         "claim_id": st.column_config.NumberColumn("#", format="%d", width="small"),
         "priority": st.column_config.ProgressColumn(
@@ -97,6 +106,7 @@ event = st.dataframe(
         "article_title": st.column_config.TextColumn("Article"),
         "category": st.column_config.TextColumn("Category", width="small"),
         "status": st.column_config.TextColumn("Stage"),
+        "reopened": st.column_config.TextColumn("Why re-opened"),
         "flags": st.column_config.TextColumn("Flags"),
         "n_links": st.column_config.NumberColumn("Studies", width="small"),
         "n_reviews": st.column_config.NumberColumn("Reviews", width="small"),

@@ -35,6 +35,7 @@ from evidence import auth, db, queries
 from evidence.config import get_settings
 from evidence.errors import StaleWrite, SubstantiateError
 from evidence.models import AppUser
+from evidence.vocabulary import REOPEN_REASON_LABELS
 
 # Shared session-state keys (every page-only key starts with its page's name instead).
 USER_KEY = "user_id"
@@ -47,6 +48,7 @@ TOKEN_KEY = "session_token"
 COOKIE_KEY = "session_cookie"
 DEEP_LINK_KEY = "deep_link_claim"
 DEAD_TOKEN_KEY = "session_dead_token"
+SHOW_REOPENED_KEY = "show_reopened"
 
 # The browser cookie that carries the app session's token.
 COOKIE_NAME = "substantiate_session"
@@ -288,6 +290,25 @@ def open_claim(claim_id: int) -> NoReturn:
     st.switch_page(CLAIM_PAGE, query_params={"claim": str(claim_id)})
 
 
+def reopened_banner() -> None:
+    """On every signed-in screen: how many claims surveillance re-opened, and a way to them.
+
+    A warning with the count of re-opened claims (of current articles) and a button that
+    opens the queue filtered to them; nothing when there are none.
+    """
+    with reading() as session:
+        n = queries.reopened_count(session)
+    if n == 0:
+        return
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.warning(f"{n} claim{'' if n == 1 else 's'} re-opened by surveillance",
+                 icon=":material/restart_alt:")
+    if right.button("Show in the queue", key="reopened_banner_show",
+                    icon=":material/filter_alt:", help="The queue, filtered to re-opened claims"):
+        st.session_state[SHOW_REOPENED_KEY] = True  # the queue sets its filters from it
+        st.switch_page(QUEUE_PAGE)
+
+
 def entered_page() -> bool:
     """Whether this run is the first on the current page (the user came from elsewhere)."""
     return bool(st.session_state.get(PREVIOUS_PAGE_KEY) != st.session_state.get(PAGE_KEY))
@@ -415,6 +436,21 @@ def highlight(
     return (" " if inline else "  \n").join(lines).strip()
 
 
+# The vocabulary values whose words are not just their code with spaces.
+LABELS: dict[str, str] = {
+    "reopened": "re-opened",
+    **REOPEN_REASON_LABELS,
+    # Where a linked study came from (``models.LINK_ORIGINS``).
+    "cited": "cited by the article",
+    "manual": "added by a reviewer",
+    "surveillance": "found by surveillance",
+    "pubmed": "found in PubMed",
+    "local": "found in the local PubMed mirror",
+}
+
+
 def label(value: Any) -> str:
     """A vocabulary value as words (``partially_supports`` -> ``partially supports``)."""
-    return "—" if value is None else str(value).replace("_", " ")
+    if value is None:
+        return "—"
+    return LABELS.get(str(value), str(value).replace("_", " "))

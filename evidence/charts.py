@@ -10,10 +10,21 @@ import altair as alt
 import pandas as pd
 
 from evidence.models import CLAIM_STATUSES, SUBSTANTIATION
+from evidence.vocabulary import REOPEN_REASON_LABELS, STUDY_CHANGES
 
 OUTCOME_ORDER = [*SUBSTANTIATION, "disputed", "unreviewed"]
 _OUTCOME_COLORS = ["#2e7d32", "#9ccc65", "#ef6c00", "#c62828", "#9e9e9e", "#7e57c2",
                    "#e0e0e0"]
+#: What the surveillance chart counts per run: ``queries.SURVEILLANCE_RUN_COLUMNS`` column ->
+#: legend entry. Studies changed by kind first, then what that did to the claims.
+SURVEILLANCE_MEASURES: dict[str, str] = {
+    **{code: f"studies: {REOPEN_REASON_LABELS[code]}" for code in STUDY_CHANGES},
+    "claims_reopened": "claims re-opened",
+    "claims_expired": "verdicts expired",
+    "new_evidence_links": "new evidence links",
+}
+_SURVEILLANCE_COLORS = ["#c62828", "#ef6c00", "#fbc02d", "#6d4c41", "#9e9e9e", "#1565c0",
+                        "#7e57c2", "#2e7d32"]
 
 
 def _labelled_bars(df: pd.DataFrame, *, category: str, value: str, title: str,
@@ -110,3 +121,39 @@ def decision_timeline(history: pd.DataFrame) -> alt.Chart:
         color=alt.Color("event:N", title="event"), tooltip=["day", "event", "count()"],
     )
     return chart
+
+
+def surveillance_run_label(started_at: pd.Series, run_id: pd.Series) -> pd.Series:
+    """Each run as its start day and number (``2026-12-02 · run 7``), the chart's x axis."""
+    day = pd.to_datetime(started_at, utc=True).dt.strftime("%Y-%m-%d")
+    return day + " · run " + run_id.astype(int).astype(str)
+
+
+def surveillance_bars(runs: pd.DataFrame) -> alt.LayerChart:
+    """What each surveillance run found, run by run (``queries.surveillance_runs``).
+
+    Per run, side by side: the linked studies that changed, by kind (retracted, expression
+    of concern, erratum, deleted, title or abstract changed), the claims it re-opened, the
+    final verdicts it expired and the new evidence it linked, each bar labelled with its
+    count. A run that found nothing keeps its place on the axis, empty.
+    """
+    runs = runs.sort_values(["started_at", "run_id"])
+    labels = surveillance_run_label(runs["started_at"], runs["run_id"])
+    long = runs.assign(run=labels).melt(
+        id_vars=["run"], value_vars=list(SURVEILLANCE_MEASURES), var_name="measure",
+        value_name="count")
+    long = long.assign(measure=long["measure"].map(SURVEILLANCE_MEASURES))
+    long = long[long["count"] > 0]
+    measures = list(SURVEILLANCE_MEASURES.values())
+    x = alt.X("run:N", title="surveillance run", scale=alt.Scale(domain=list(labels)),
+              axis=alt.Axis(labelAngle=-30))
+    offset = alt.XOffset("measure:N", sort=measures, scale=alt.Scale(domain=measures))
+    base = alt.Chart(long).encode(x=x, xOffset=offset, y=alt.Y("count:Q", title="count"))
+    bars = base.mark_bar().encode(
+        color=alt.Color("measure:N", title=None, sort=measures,
+                        scale=alt.Scale(domain=measures, range=_SURVEILLANCE_COLORS),
+                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=0)),
+        tooltip=["run", "measure", "count"],
+    )
+    counts = base.mark_text(baseline="bottom", dy=-2).encode(text=alt.Text("count:Q"))
+    return alt.LayerChart(layer=[bars, counts])

@@ -245,7 +245,7 @@ def citation_counts(session: Session) -> dict[str, dict[str, int]]:
 
 QUEUE_COLUMNS = ["claim_id", "article_id", "article_title", "source", "text", "category",
                  "status", "stage", "flags", "checkworthiness", "priority", "n_links",
-                 "n_reviews", "version"]
+                 "n_reviews", "reopen_codes", "version"]
 STUDY_LINK_COLUMNS = ["link_id", "study_id", "pmid", "title", "journal", "year", "doi",
                       "pmcid", "design", "evidence_level", "design_rank", "design_reasons",
                       "retracted", "expression_of_concern", "erratum", "origin",
@@ -382,8 +382,10 @@ def claim_queue(
     -------
     DataFrame, int
         Columns ``QUEUE_COLUMNS`` (``priority`` as in ``review.priority``; ``stage`` as in
-        ``review.review_stage``; ``n_reviews`` counts submitted review verdicts), and the
-        total number of claims matching the filters.
+        ``review.review_stage``; ``n_reviews`` counts submitted review verdicts;
+        ``reopen_codes`` why surveillance re-opened the claim, ``vocabulary.REOPEN_REASONS``
+        codes in the order found, empty unless re-opened), and the total number of claims
+        matching the filters.
     """
     required = required if required is not None else review.required_reviews()
     page = max(1, int(page))
@@ -418,9 +420,17 @@ def claim_queue(
             "source": source, "text": c.text, "category": c.category, "status": c.status,
             "stage": review.review_stage(c.status, nr, required), "flags": list(c.flags or []),
             "checkworthiness": c.checkworthiness, "priority": round(float(p), 4),
-            "n_links": n_links.get(c.id, 0), "n_reviews": nr, "version": c.version,
+            "n_links": n_links.get(c.id, 0), "n_reviews": nr,
+            "reopen_codes": _reopen_codes(c), "version": c.version,
         })
     return _frame(out, QUEUE_COLUMNS), int(total)
+
+
+def _reopen_codes(claim: Claim) -> list[str]:
+    if claim.status != "reopened":
+        return []
+    codes = [str(r.get("code", "")) for r in claim.reopen_reasons or []]
+    return list(dict.fromkeys(c for c in codes if c))
 
 
 def next_claim_id(
@@ -483,7 +493,8 @@ class ClaimContext:
     """A claim with what the claim screen shows around it.
 
     ``paragraph`` is the article text around the claim; the claim is
-    ``paragraph[claim_start:claim_end]``.
+    ``paragraph[claim_start:claim_end]``. ``reopen_reasons`` and ``reopened_at`` (aware UTC)
+    say why and when surveillance re-opened it.
     """
 
     claim_id: int
@@ -537,7 +548,7 @@ def claim_context(session: Session, claim_id: int) -> ClaimContext | None:
         canonical_id=claim.canonical_id, canonical_statement=statement,
         canonical_score=claim.canonical_score,
         reopen_reasons=[dict(r) for r in claim.reopen_reasons or []],
-        reopened_at=claim.reopened_at,
+        reopened_at=_utc(claim.reopened_at) if claim.reopened_at else None,
     )
 
 
@@ -1510,3 +1521,15 @@ def reopened_claims(session: Session) -> pd.DataFrame:
                      "reasons": [str(r.get("text", "")) for r in reasons],
                      "reason_codes": [str(r.get("code", "")) for r in reasons]})
     return _frame(rows, REOPENED_COLUMNS)
+
+
+def reopened_count(session: Session) -> int:
+    """How many claims (of current articles) surveillance re-opened and are still re-opened.
+
+    The number the app's banner shows; ``claim_queue(status="reopened")`` lists them.
+    """
+    return int(session.exec(
+        select(func.count()).select_from(Claim)
+        .join(Article, col(Article.id) == col(Claim.article_id))
+        .where(col(Claim.status) == "reopened", col(Article.is_current))
+    ).one())

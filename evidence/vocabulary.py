@@ -815,6 +815,16 @@ REOPEN_REASONS: dict[str, str] = {
 """Why surveillance sends a decided claim back to review (``claim.reopen_reasons``), in
 the order they are reported. The first four are also a study's *alerts*."""
 
+REOPEN_REASON_LABELS: dict[str, str] = {
+    "retracted": "retracted",
+    "expression_of_concern": "expression of concern",
+    "erratum": "erratum",
+    "deleted": "deleted from PubMed",
+    "changed": "title or abstract changed",
+    "expired": "review-by date passed",
+}
+"""A few words per ``REOPEN_REASONS`` code, for tables and chart legends."""
+
 STUDY_CHANGES: tuple[str, ...] = ("retracted", "expression_of_concern", "erratum", "deleted",
                                   "changed")
 """The changes to a linked PubMed record that surveillance reports (a subset of

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from evidence import crud
+from evidence import crud, surveillance
 from evidence.models import (
     AppUser,
     Article,
@@ -211,3 +212,28 @@ def make_assessment(
     session.add(a)
     session.flush()
     return a
+
+
+def reopen_by_surveillance(
+    session: Session,
+    *,
+    claims: list[Claim],
+    adjudicator: AppUser,
+    notice_source: str = "Nature. 2026 May 2",
+    now: datetime | None = None,
+) -> list[surveillance.Reopening]:
+    """Decide each claim (final verdict, a fitting linked study), then re-open it the way
+    surveillance does when it finds that study retracted (``reopen_for_changes``)."""
+    changes = []
+    for claim in claims:
+        claim.status = "final"
+        session.add(claim)
+        make_verdict(session, claim=claim, reviewer=adjudicator, kind="final")
+        study = make_study(session)
+        make_link(session, claim=claim, study=study, rank=None)
+        assert study.id is not None
+        changes.append(surveillance.StudyChange(
+            pmid=study.pmid, study_id=study.id, changes=("retracted",),
+            notices=({"code": "retracted", "pmid": "90000499", "source": notice_source},)))
+    reopened, _ = surveillance.reopen_for_changes(session, changes, actor="surveil", now=now)
+    return reopened

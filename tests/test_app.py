@@ -10,17 +10,18 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import markdown_it
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, inspect
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from evidence import auth, config, db, queries, review
+from evidence import auth, config, crud, db, queries, review
 from evidence.models import AppSession, AppUser, AuditEvent, CanonicalClaim, Claim, Verdict
 from tests.factories import (
     make_article,
@@ -28,6 +29,8 @@ from tests.factories import (
     make_link,
     make_study,
     make_user,
+    make_verdict,
+    reopen_by_surveillance,
 )
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -725,7 +728,7 @@ def test_dashboard_charts_carry_their_numbers(seeded: dict[str, Any], engine: En
     status = next(df.value for df in at.dataframe if list(df.value.columns) == ["status",
                                                                               "claims"])
     assert status.values.tolist() == [["unreviewed", 1], ["in_review", 1],
-                                      ["disagreement", 1], ["final", 0]]
+                                      ["disagreement", 1], ["final", 0], ["reopened", 0]]
     card = next(df.value for df in at.dataframe if "citations_addressing_no_claim"
                 in df.value.columns)
     first = card.iloc[0]
@@ -945,3 +948,137 @@ def test_reviewer_attaches_a_regulatory_source(seeded: dict[str, Any], engine: E
     assert any("is not an http" in e.value for e in at.error)
     with Session(engine) as s:
         assert len(queries.claim_sources(s, claim_id)) == 1
+
+
+# --------------------------------------------------------------------------- surveillance
+
+REOPENED_AT = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+# PubMed notice citations are untrusted text: Markdown and HTML must show as typed.
+NOTICE_SOURCE = "*Nature*. 2026 <b>May</b>"
+
+
+def _reopen(engine: Engine, claim_ids: list[int]) -> None:
+    with Session(engine) as s:
+        claims = [c for cid in claim_ids if (c := s.get(Claim, cid)) is not None]
+        reopened = reopen_by_surveillance(s, claims=claims,
+                                          adjudicator=make_user(s, role="adjudicator"),
+                                          notice_source=NOTICE_SOURCE, now=REOPENED_AT)
+        s.commit()
+    assert sorted(r.claim_id for r in reopened) == sorted(claim_ids)
+
+
+def _banner(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning if "re-opened by surveillance" in w.value]
+
+
+def test_reopened_banner_counts_the_claims_and_opens_the_queue_filtered_to_them(
+    seeded: dict[str, Any], engine: Engine
+) -> None:
+    c1, _, c3 = seeded["claims"]
+    at = _app(seeded["users"]["rita"]).run()
+    assert not at.exception, at.exception
+    assert _banner(at) == [] and not [b for b in at.button if b.key == "reopened_banner_show"]
+
+    # rita reviewed c3 before it was decided: the filtered queue still shows it to her.
+    with Session(engine) as s:
+        claim, rita = s.get(Claim, c3), s.get(AppUser, seeded["users"]["rita"])
+        assert claim is not None and rita is not None
+        make_verdict(s, claim=claim, reviewer=rita)
+        s.commit()
+    _reopen(engine, [c1, c3])
+    at.switch_page("app_pages/dashboard.py").run()
+    assert not at.exception, at.exception
+    assert _banner(at) == ["2 claims re-opened by surveillance"]
+    assert {m.label: m.value for m in at.metric}["Re-opened"] == "2"
+
+    at.button(key="reopened_banner_show").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Review queue"
+    assert at.selectbox(key="queue_status").value == "reopened"
+    assert at.toggle(key="queue_not_mine").value is False
+    table = at.dataframe[0].value
+    assert sorted(table["claim_id"]) == sorted([c1, c3])
+    assert set(table["status"]) == {"re-opened"}
+    assert set(table["reopened"]) == {"retracted"}
+    assert "2 claims · page 1 of 1" in at.caption[0].value
+    assert _banner(at) == ["2 claims re-opened by surveillance"]
+
+    # Recording the final verdict again closes a claim: the count follows.
+    with Session(engine) as s:
+        review.save_final_verdict(s, user=seeded["users"]["ada"], claim_id=c1, **VERDICT,
+                                  rationale="re-checked without the retracted study",
+                                  expected_version=_final_version(s, c1))
+        s.commit()
+    at.switch_page("app_pages/queue.py").run()  # the page the button opened, again
+    assert _banner(at) == ["1 claim re-opened by surveillance"]
+    assert at.dataframe[0].value["claim_id"].tolist() == [c3]
+
+
+def _final_version(s: Session, claim_id: int) -> int:
+    verdict = s.exec(select(Verdict).where(Verdict.claim_id == claim_id,
+                                           Verdict.kind == "final")).one()
+    return verdict.version
+
+
+def test_claim_screen_says_why_the_claim_was_reopened_literally(
+    seeded: dict[str, Any], engine: Engine
+) -> None:
+    c1 = seeded["claims"][0]
+    _reopen(engine, [c1])
+    with Session(engine) as s:
+        claim = s.get(Claim, c1)
+        assert claim is not None
+        make_link(s, claim=claim, origin="surveillance", rank=5, study=make_study(
+            s, title="Ketamine for depression: a meta-analysis", design="meta_analysis",
+            evidence_level="1a"))
+        s.commit()
+    at = _open_claim(seeded["users"]["rita"], c1)
+    (notice,) = [w.value for w in at.warning if "Re-opened by surveillance" in w.value]
+    shown = _rendered_text(notice)
+    assert shown.startswith("Re-opened by surveillance on 2026-12-02 09:30 UTC.")
+    assert re.search(r"retracted: PMID \d+ retracted \(notice PMID 90000499: "
+                     + re.escape(NOTICE_SOURCE) + r"\), found on 2026-12-02; ", shown), shown
+    assert "a final verdict is recorded again" in shown
+    assert "<b>" not in notice and "*Nature*" not in notice  # escaped, not interpreted
+    assert not any(m.proto.allow_html for m in at.markdown)
+    assert ":blue-badge[found by surveillance]" in "\n".join(m.value for m in at.markdown)
+    assert at.markdown[0].value.startswith(":blue-badge[re\\-opened]")
+
+
+def _surveil_run(engine: Engine, **counts: int) -> None:
+    with crud.ingest_run(engine, kind="surveil", actor="surveil", params={}) as run:
+        run.stats = {"since": None, "counts": {"studies_checked": 4, "records_fetched": 4,
+                                               "studies_changed": 0, **counts}}
+
+
+def test_dashboard_charts_surveillance_runs(seeded: dict[str, Any], engine: Engine) -> None:
+    at = _app(seeded["users"]["vera"]).run()
+    at.switch_page("app_pages/dashboard.py").run()
+    assert not at.exception, at.exception
+    assert any(c.value.startswith("No surveillance run yet") for c in at.caption)
+    assert len(at.get("vega_lite_chart")) == 6
+
+    _surveil_run(engine)
+    _surveil_run(engine, studies_changed=2, retracted=1, changed=1, claims_reopened=3,
+                 new_evidence_links=1)
+    at.run()
+    assert not at.exception, at.exception
+    assert not any(c.value.startswith("No surveillance run yet") for c in at.caption)
+    charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    (spec,) = [c for c in charts if "xOffset" in json.dumps(c)]
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "text"]
+    (data,) = [d for c in at.get("vega_lite_chart") if "xOffset" in c.proto.spec
+               for d in c.proto.datasets]
+    values = pa.ipc.open_stream(data.data.data).read_pandas()
+    found = {(run.split(" · ")[1], measure): count
+             for run, measure, count in values[["run", "measure", "count"]].itertuples(
+                 index=False)}
+    assert found == {("run 2", "studies: retracted"): 1,
+                     ("run 2", "studies: title or abstract changed"): 1,
+                     ("run 2", "claims re-opened"): 3, ("run 2", "new evidence links"): 1}
+    # The empty first run keeps its place on the axis.
+    domain = spec["layer"][0]["encoding"]["x"]["scale"]["domain"]
+    assert [d.split(" · ")[1] for d in domain] == ["run 1", "run 2"]
+    table = next(df.value for df in at.dataframe if "claims_reopened" in df.value.columns)
+    assert table["claims_reopened"].tolist() == [0, 3]
+    assert table["status"].tolist() == ["ok", "ok"]

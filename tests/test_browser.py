@@ -1,6 +1,6 @@
 """The real app in a real browser: sign in, open a claim, grade it, save, check the database;
 stay signed in across a reload and a new tab, follow a link to a claim through the sign-in,
-expire and sign out.
+expire and sign out; follow the re-opened claims banner to the queue.
 
 Starts ``streamlit run app.py`` (with ``substantiate app``'s options) on a free loopback
 port against a seeded temporary SQLite database and drives the system Chromium
@@ -24,9 +24,16 @@ import pytest
 from sqlmodel import Session, select
 
 from evidence import db
-from evidence.models import AppSession, AuditEvent, Verdict, utcnow
+from evidence.models import AppSession, AuditEvent, Claim, Verdict, utcnow
 from substantiate.cli import APP_OPTIONS
-from tests.factories import make_article, make_claim, make_link, make_study, make_user
+from tests.factories import (
+    make_article,
+    make_claim,
+    make_link,
+    make_study,
+    make_user,
+    reopen_by_surveillance,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -238,3 +245,36 @@ def test_sign_in_survives_reload_and_new_tab_until_expiry_or_sign_out(
     assert len(rows) == 2
     assert rows[0].revoked_at is None  # expired by idle time
     assert rows[1].revoked_at is not None  # revoked by signing out
+
+
+def test_reopened_banner_leads_to_the_reopened_claims_in_chromium(
+    server: dict[str, Any],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with Session(server["engine"]) as s:
+        claim = s.get(Claim, server["c2"])
+        assert claim is not None
+        reopen_by_surveillance(s, claims=[claim], adjudicator=make_user(s, role="adjudicator"))
+        s.commit()
+    executable = _chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(server["base"])
+            _sign_in(page)
+            expect(page.get_by_text("2 claims · page 1 of 1")).to_be_visible()
+            expect(page.get_by_text("1 claim re-opened by surveillance")).to_be_visible()
+            page.get_by_role("button", name="Show in the queue").click()
+            expect(page.get_by_text("1 claim · page 1 of 1")).to_be_visible()
+            expect(page.get_by_role("combobox", name="Status")).to_have_value("re-opened")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "reopened-queue.png"), full_page=True)
+            page.get_by_role("button", name="Review the top claim").click()
+            expect(page.get_by_role("heading", name=f"Claim #{server['c2']}")).to_be_visible()
+            expect(page.get_by_text("Re-opened by surveillance on")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "reopened-claim.png"), full_page=True)
+        finally:
+            browser.close()

@@ -97,6 +97,11 @@ def test_vocabularies_are_defined_once_and_shared() -> None:
     assert found.identifier == vocabulary.DOI_IN_TEXT_RE.search(text).group(1)  # type: ignore[union-attr]
 
 
+def test_every_reopen_reason_has_a_label_and_every_study_change_is_a_reason() -> None:
+    assert list(vocabulary.REOPEN_REASON_LABELS) == list(vocabulary.REOPEN_REASONS)
+    assert set(vocabulary.STUDY_CHANGES) < set(vocabulary.REOPEN_REASONS)
+
+
 def test_one_stemmer_and_its_fixed_point() -> None:
     assert vocabulary.stem("infusions") == "infus"
     for word in ("generalizations", "relieving", "depressive"):
