@@ -813,7 +813,8 @@ REOPEN_REASONS: dict[str, str] = {
     "expired": "the final verdict passed its review-by date",
 }
 """Why surveillance sends a decided claim back to review (``claim.reopen_reasons``), in
-the order they are reported. The first four are also a study's *alerts*."""
+the order they are reported. All but ``expired`` are changes to a study
+(``STUDY_CHANGES``); ``ALERT_CHANGES`` need attention on their own."""
 
 REOPEN_REASON_LABELS: dict[str, str] = {
     "retracted": "retracted",
