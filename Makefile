@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.parse_pubmed
 	$(BIN)/python -m benchmarks.load_studies
 	$(BIN)/python -m benchmarks.eutils_requests
+	$(BIN)/python -m benchmarks.surveillance
 	$(BIN)/python -m benchmarks.retrieval --scifact ../shared/datasets/scifact --split train
 	$(BIN)/python -m benchmarks.judgements
 	$(BIN)/python -m benchmarks.claim_library
