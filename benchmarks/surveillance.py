@@ -60,6 +60,13 @@ Figures, each against a baseline measured or computed in the same run:
   XML: read ``raw_bytes_uncompressed``), claims re-opened; against the repeat run's
   apply phase (the quiet-run baseline).
 
+- the process's peak resident memory after the build and after the full run
+  (``peak_rss_mb``).
+
+The fake server runs in this process: the time it spends building responses (and the
+loopback transfer) is inside the wall times, where a real network would add latency
+instead.
+
 ``summary`` repeats the headline figures. At tiny sizes ``rate_limit_share`` can exceed 1
 by up to one interval's worth: the last request of a phase is counted a whole interval.
 
@@ -74,6 +81,7 @@ import json
 import math
 import random
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -641,6 +649,11 @@ def databases(url: str | None, tmp: Path, count: int) -> Iterator[tuple[str, lis
         admin.dispose()
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux reports KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _progress(message: str) -> None:
     print(f"[surveillance] {message}", file=sys.stderr, flush=True)
 
@@ -665,6 +678,7 @@ def measure(*, studies: int, claims: int, groups: int, changed_share: float,
             prepare_server(server, plan)
             _progress(f"building {studies} studies, {claims} claims on {backend}")
             built = build(engines, server, plan)
+            built["peak_rss_mb"] = peak_rss_mb()
             main_db, since_db = engines
             probe = Probe(main_db, plan)
             since_probe = Probe(since_db, plan)
@@ -673,6 +687,7 @@ def measure(*, studies: int, claims: int, groups: int, changed_share: float,
             full = run_once(main_db, server, probe, plan, api_key=key, since=None,
                             discover=discover, new_hits_unstored=len(plan.new_hit_groups),
                             expect_reopened=expected)
+            full["peak_rss_mb_after"] = peak_rss_mb()
             _progress("repeat run")
             repeat = run_once(main_db, server, probe, plan, api_key=key, since=None,
                               discover=discover, new_hits_unstored=0, expect_reopened=0)
@@ -729,6 +744,8 @@ def measure(*, studies: int, claims: int, groups: int, changed_share: float,
         "refetch_rate_limit_share": full["refetch"]["rate_limit_share"],
         "discovery_rate_limit_share": (full["discovery"]["rate_limit_share"]
                                        if full["discovery"] else None),
+        "peak_rss_mb_build": built["peak_rss_mb"],
+        "peak_rss_mb_after_full_run": full["peak_rss_mb_after"],
         "apply_s": fa["seconds"],
         "apply_s_vs_quiet_run": _ratio(fa["seconds"], ra["seconds"], 2),
         "apply_statements_per_changed_record": fa["statements_per_changed_record"],
