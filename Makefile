@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.judgements
 	$(BIN)/python -m benchmarks.claim_library
 	$(BIN)/python -m benchmarks.reliability
+# surveillance runs last: it exits 1 when a request count misses its target, stopping make.
+	$(BIN)/python -m benchmarks.surveillance
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/cache
