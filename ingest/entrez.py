@@ -560,7 +560,8 @@ class EntrezClient:
         _check_batch_size(batch_size)
         return self._efetch_history_pages(webenv, query_key, count, batch_size)
 
-    def epost(self, ids: Sequence[str], *, db: str = "pubmed") -> EPostResult:
+    def epost(self, ids: Sequence[str], *, db: str = "pubmed",
+              webenv: str | None = None) -> EPostResult:
         """Store ``ids`` on the history server.
 
         Parameters
@@ -569,6 +570,9 @@ class EntrezClient:
             UIDs to post (always sent as POST).
         db
             Their database.
+        webenv
+            Add the set to this existing history session (a new ``query_key`` in it), so
+            several posted sets can be searched together (``#1 OR #2``).
 
         Returns
         -------
@@ -583,7 +587,10 @@ class EntrezClient:
             As for :meth:`esearch`.
         """
         id_list = [str(i).strip() for i in ids]
-        raw = self._call("epost", {"db": db, "id": ",".join(id_list)}, post=True)
+        query = {"db": db, "id": ",".join(id_list)}
+        if webenv:
+            query["WebEnv"] = webenv
+        raw = self._call("epost", query, post=True)
         root = _parse_envelope(raw, "ePostResult", self._scrub)
         webenv, query_key = root.findtext("WebEnv"), root.findtext("QueryKey")
         if not webenv or not query_key:

@@ -4,18 +4,21 @@ One run has two phases, so that an E-utilities outage part-way leaves nothing
 half-applied:
 
 1. **Fetch** (no writes). The PubMed records linked to claims are re-fetched in batches
-   of up to 200 through the rate-limited client, the studies behind decided claims first.
-   With ``since``, the linked PMIDs are posted to the history server (``epost``, 10,000 per
-   request) and an ``esearch`` on the posted set with E-utilities' date filter
-   (``datetype=mdat``, ``mindate``, ``maxdate``) keeps only the records modified since
-   then; only those are fetched. Each record is compared with the stored version by
-   content hash; the changed ones are kept. Then, for each decided canonical claim, its
-   PubMed discovery query runs again restricted to records added (``datetype=edat``)
-   since the last surveillance run, and the hits not yet stored are fetched.
+   of up to 200 through the rate-limited client, the studies behind decided claims first,
+   and compared with the stored versions by content hash; the changed ones are fetched
+   once more, together, so that the response stored as their new version holds only them
+   (``ceil(studies / 200) + ceil(changed / 200)`` requests). With ``since``, the linked
+   PMIDs are posted to one history session (``epost``, 10,000 per request) and one
+   ``esearch`` over the posted sets with E-utilities' date filter (``datetype=mdat``,
+   ``mindate``, ``maxdate``) keeps only the records modified since then; only those are
+   fetched (``ceil(studies / 10,000) + 1 + ceil(modified / 200)``). Then, for each decided
+   canonical claim, its PubMed discovery query runs again restricted to records added
+   (``datetype=edat``) since the last surveillance run, and the hits not yet stored are
+   fetched.
 2. **Apply** (one transaction). The responses that carried a changed or new record are
-   stored (a new raw version of each changed record), the studies updated, claims
-   re-opened, new evidence linked and expired verdicts re-opened
-   (``evidence.surveillance``).
+   stored (a new raw version of each changed record), with the searches that found
+   something and the posts, the studies updated, claims re-opened, new evidence linked
+   and expired verdicts re-opened (``evidence.surveillance``).
 
 A failure in phase 1 writes nothing; the next run starts again from the stored state.
 Deletions are seen only by a full run: a record PubMed no longer returns is never in a
@@ -74,6 +77,7 @@ class SurveilReport:
     discovery_since: str | None = None
     studies_checked: int = 0
     records_fetched: int = 0
+    records_changed: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     changes: list[StudyChange] = field(default_factory=list)
     reopened: list[Reopening] = field(default_factory=list)
@@ -107,6 +111,7 @@ class SurveilReport:
                 by[code] = by.get(code, 0) + 1
         return {"studies_checked": self.studies_checked,
                 "records_fetched": self.records_fetched,
+                "records_changed": self.records_changed,
                 "studies_changed": len(self.changes),
                 **{code: by.get(code, 0) for code in STUDY_CHANGES},
                 "claims_reopened": len(self.reopened),
@@ -172,9 +177,22 @@ def _count(report: SurveilReport, utility: str, n: int = 1) -> None:
     report.requests[utility] = report.requests.get(utility, 0) + n
 
 
+def _keep_responses(client: EntrezClient, fetched: _Fetched, *, keep: bool = True) -> None:
+    """Take the client's received responses now (memory stays flat): searches and posts
+    are kept for storing with the run when ``keep``; efetch bodies are held by the caller."""
+    for raw in client.drain_responses():
+        if keep and raw.utility != "efetch":
+            fetched.responses.append(raw)
+
+
 def _compare_batch(raw: RawResponse, asked: Sequence[str],
                    stored: dict[str, dict[str, Any]], fetched: _Fetched,
-                   report: SurveilReport, *, full: bool) -> None:
+                   report: SurveilReport, *, keep: bool) -> list[str]:
+    """Compare one efetch response with the stored versions; the changed PMIDs.
+
+    ``asked`` (a full re-fetch's batch) also finds the records PubMed no longer returns.
+    With ``keep`` the response and its changed records are kept for storing.
+    """
     items = parse_pubmed_bytes(raw.body)  # the whole body, or ParseError
     records = [i for i in items if isinstance(i, PubmedRecord)]
     report.records_fetched += len(records)
@@ -189,46 +207,68 @@ def _compare_batch(raw: RawResponse, asked: Sequence[str],
         if digest == before["record_sha256"] and not before["deleted"]:
             continue
         changed.append(rec)
-        codes, notices = surveillance.compare(
-            before, study_values(rec, raw_record_id=None, sha256=digest))
-        if codes:
-            fetched.changes[rec.pmid] = (codes, notices)
-    if changed:
+        if keep:
+            codes, notices = surveillance.compare(
+                before, study_values(rec, raw_record_id=None, sha256=digest))
+            if codes:
+                fetched.changes[rec.pmid] = (codes, notices)
+    if changed and keep:
         fetched.changed.append((raw, changed))
-    if full:
-        for pmid in asked:
-            if pmid not in seen and not stored[pmid]["deleted"]:
-                fetched.deleted.append(pmid)
-                fetched.changes[pmid] = surveillance.compare(stored[pmid], None)
+    for pmid in asked:
+        if pmid not in seen and not stored[pmid]["deleted"]:
+            fetched.deleted.append(pmid)
+            fetched.changes[pmid] = surveillance.compare(stored[pmid], None)
+    return [r.pmid for r in changed]
 
 
 def _refetch(client: EntrezClient, pmids: list[str], stored: dict[str, dict[str, Any]],
              fetched: _Fetched, report: SurveilReport, *, since: date | None, today: date,
              batch_size: int, on_batch: Callable[[int], None] | None) -> None:
     if since is None:
+        # Compare every linked record; then fetch the changed ones again, together, so the
+        # response stored as their new version holds them alone (not 200 unchanged
+        # neighbours each): ceil(changed / batch_size) more requests.
+        changed: list[str] = []
         for start in range(0, len(pmids), batch_size):
             batch = pmids[start:start + batch_size]
             raw = next(iter(client.efetch_pubmed(batch, batch_size=batch_size)))
+            _keep_responses(client, fetched, keep=False)
             _count(report, "efetch")
-            _compare_batch(raw, batch, stored, fetched, report, full=True)
+            changed += _compare_batch(raw, batch, stored, fetched, report, keep=False)
             if on_batch:
                 on_batch(len(batch))
+        report.records_changed = len(changed)
+        for raw in client.efetch_pubmed(changed, batch_size=batch_size):
+            _keep_responses(client, fetched, keep=False)
+            _count(report, "efetch")
+            _compare_batch(raw, (), stored, fetched, report, keep=True)
         return
+    # One history session for every posted chunk, one date-filtered search over them all
+    # ("#1 OR #2 ..."), then the modified records page by page.
+    webenv: str | None = None
+    keys: list[str] = []
     for start in range(0, len(pmids), EPOST_BATCH):
         chunk = pmids[start:start + EPOST_BATCH]
-        posted = client.epost(chunk)
+        posted = client.epost(chunk, webenv=webenv)
         _count(report, "epost")
-        search = client.esearch(f"#{posted.query_key}", WebEnv=posted.webenv, usehistory=True,
-                                retmax=0, datetype="mdat", mindate=eutils_date(since),
-                                maxdate=eutils_date(today))
-        _count(report, "esearch")
-        if search.count and search.webenv and search.query_key:
-            for raw in client.efetch_pubmed_history(search.webenv, search.query_key,
-                                                     search.count, batch_size=batch_size):
-                _count(report, "efetch")
-                _compare_batch(raw, (), stored, fetched, report, full=False)
+        webenv = posted.webenv
+        keys.append(posted.query_key)
         if on_batch:
             on_batch(len(chunk))
+    if webenv is None:
+        return
+    search = client.esearch(" OR ".join(f"#{k}" for k in keys), WebEnv=webenv,
+                            usehistory=True, retmax=0, datetype="mdat",
+                            mindate=eutils_date(since), maxdate=eutils_date(today))
+    _count(report, "esearch")
+    _keep_responses(client, fetched)
+    if search.count and search.webenv and search.query_key:
+        for raw in client.efetch_pubmed_history(search.webenv, search.query_key,
+                                                 search.count, batch_size=batch_size):
+            _keep_responses(client, fetched, keep=False)
+            _count(report, "efetch")
+            report.records_changed += len(
+                _compare_batch(raw, (), stored, fetched, report, keep=True))
 
 
 def _discover(session: Session, client: EntrezClient, fetched: _Fetched,
@@ -251,6 +291,8 @@ def _discover(session: Session, client: EntrezClient, fetched: _Fetched,
         result = client.esearch(query, retmax=per_claim, datetype="edat",
                                 mindate=eutils_date(start), maxdate=eutils_date(today))
         _count(report, "esearch")
+        # A search that found nothing is counted, not stored (500 a day would be noise).
+        _keep_responses(client, fetched, keep=bool(result.ids))
         report.discovery_queries += 1
         if result.ids:
             fetched.found[canonical_id] = list(result.ids)
@@ -263,6 +305,7 @@ def _discover(session: Session, client: EntrezClient, fetched: _Fetched,
         have.update(session.exec(select(Study.pmid).where(col(Study.pmid).in_(chunk))).all())
     todo = sorted(hits - have, key=lambda p: (len(p), p))
     for raw in client.efetch_pubmed(todo, batch_size=batch_size):
+        _keep_responses(client, fetched, keep=False)
         _count(report, "efetch")
         items = parse_pubmed_bytes(raw.body)
         records = [i for i in items if isinstance(i, PubmedRecord)]
@@ -339,7 +382,7 @@ def surveil(
         with read_session(engine) as session:
             _discover(session, client, fetched, report, since=since or last, today=today,
                       per_claim=per_claim, batch_size=batch_size)
-    fetched.responses = [r for r in client.drain_responses() if r.utility != "efetch"]
+    _keep_responses(client, fetched)
 
     with session_scope(engine) as session:
         for raw in fetched.responses:

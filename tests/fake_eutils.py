@@ -426,13 +426,15 @@ class FakeEutils:
             if env_match:
                 self._register(env_match.group(1).decode(), "1", ids)
             return 200, data
-        history_ref = re.fullmatch(r"#(\d+)", term.strip())
+        history_refs = (re.findall(r"#(\d+)", term)
+                        if re.fullmatch(r"\s*#\d+(?:\s+OR\s+#\d+)*\s*", term) else [])
         webenv_in = _first(params, "WebEnv")
         with self._lock:
             found = self._state.searches.get(term)
-            if history_ref and webenv_in:  # a search on a stored set: "#1" with its WebEnv
-                found = list(self._state.history.get(webenv_in, {}).get(
-                    history_ref.group(1), []))
+            if history_refs and webenv_in:  # stored sets ("#1 OR #2") of one WebEnv
+                stored = self._state.history.get(webenv_in, {})
+                found = list(dict.fromkeys(i for key in history_refs
+                                           for i in stored.get(key, [])))
             aids = _AID_RE.findall(term)
             not_found: list[str] = []
             if found is None and aids:

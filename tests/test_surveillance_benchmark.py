@@ -40,9 +40,11 @@ def test_quick_run_sends_the_minimum_requests_and_reopens_the_changed_claims(
     q = surveillance.QUICK
     assert report["database"] == "sqlite" and report["api_key"] is True
     full, repeat, since = report["full_run"], report["repeat_run"], report["since_run"]
-    # Re-fetch: ceil(40 / 10) efetch batches, nothing more.
-    assert full["refetch"]["by_utility"] == {"efetch": q["studies"] // q["batch_size"]}
-    assert full["refetch"]["requests"] == full["refetch"]["minimum"] == 4
+    # Re-fetch: ceil(40 / 10) efetch batches, then one efetch of the two changed records
+    # together (the response stored as their new version), nothing more.
+    assert full["refetch"]["by_utility"] == {"efetch": q["studies"] // q["batch_size"] + 1}
+    assert full["refetch"]["requests"] == full["refetch"]["minimum"] == 5
+    assert full["refetch"]["strict_minimum"] == 4 and full["counts"]["records_changed"] == 2
     # Discovery: one esearch per canonical claim, one efetch for the two new trials.
     assert full["discovery"]["by_utility"] == {"esearch": q["groups"], "efetch": 1}
     assert full["discovery"]["requests"] == full["discovery"]["minimum"] == 5
@@ -78,8 +80,8 @@ def test_no_discover_sends_only_the_refetch(capsys: pytest.CaptureFixture[str]) 
     report = _run(capsys, "--no-discover", "--batch-size", "7")
     full = report["full_run"]
     assert full["discovery"] is None
-    assert full["requests"] == {"efetch": 6}  # ceil(40 / 7)
-    assert full["refetch"]["minimum"] == 6
+    assert full["requests"] == {"efetch": 7}  # ceil(40 / 7), then the 2 changed together
+    assert full["refetch"]["minimum"] == 7 and full["refetch"]["strict_minimum"] == 6
     assert full["counts"]["discovery_queries"] == 0
     assert report["checks"]["discovery_within_target"] is None
 
@@ -103,7 +105,7 @@ def test_quick_run_on_postgresql(capsys: pytest.CaptureFixture[str], pg_url: str
     report = _run(capsys, "--database-url", pg_url)
     assert report["database"] == "postgresql"
     full = report["full_run"]
-    assert full["refetch"]["requests"] == full["refetch"]["minimum"] == 4
+    assert full["refetch"]["requests"] == full["refetch"]["minimum"] == 5
     assert full["discovery"]["requests"] == full["discovery"]["minimum"] == 5
     assert report["since_run"]["refetch"]["requests"] == 3
     # Bulk-loaded ids moved the sequences on: surveillance inserted new studies and links.
