@@ -125,9 +125,8 @@ def record(
         The appended, flushed event.
     """
     _lock_chain(session)
-    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()
-    prev_hash = last.hash if last else GENESIS
-    next_id = (last.id or 0) + 1 if last else 1
+    last_id, prev_hash = _head(session)
+    next_id = last_id + 1
     occurred = utcnow()
     content: dict[str, Any] = {
         "occurred_at": occurred,
@@ -143,7 +142,28 @@ def record(
                     hash=compute_hash(event_id=next_id, **content))
     session.add(ev)
     session.flush()
+    if not session.in_nested_transaction():
+        session.info[_HEAD_KEY] = (session.get_transaction(), next_id, ev.hash)
     return ev
+
+
+_HEAD_KEY = "audit_chain_head"
+
+
+def _head(session: Session) -> tuple[int, str]:
+    """The chain's last event (id, hash), read once per transaction.
+
+    The chain is locked for the whole transaction (``_lock_chain``), so only this
+    transaction appends to it until it ends: the head it wrote last is the head. A new
+    transaction (after a commit or a rollback) reads it again; so does a savepoint.
+    """
+    cached = session.info.get(_HEAD_KEY)
+    tx = session.get_transaction()
+    if (cached is not None and tx is not None and cached[0] is tx
+            and not session.in_nested_transaction()):
+        return int(cached[1]), str(cached[2])
+    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    return ((last.id or 0), last.hash) if last else (0, GENESIS)
 
 
 @dataclass(frozen=True)
