@@ -445,7 +445,7 @@ LABELS: dict[str, str] = {
     "manual": "added by a reviewer",
     "surveillance": "found by surveillance",
     "pubmed": "found in PubMed",
-    "local": "found in the local PubMed mirror",
+    "local": "found among the stored studies",
 }
 
 
