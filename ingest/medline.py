@@ -30,7 +30,7 @@ records of a baseline file for one bad byte at its end.
 Audit granularity is that of ``ingest.load.write_studies``: one ``study.insert`` event per
 chunk naming the PMID range and listing every PMID inserted, one ``study.update`` event per
 changed record with the audited fields before and after, one ``study.delete`` event per
-block of deletions.
+``DeleteCitation`` block (per 500 PMIDs).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -427,6 +428,11 @@ _END = "end"
 _FAULT = "parse_error"
 
 
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group: the writer handles it and stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _spool_file(path: str, spool: str, dialect: str, batch_size: int) -> None:
     """Worker process: parse ``path`` into chunks pickled one after another into ``spool``."""
     with open(spool, "wb") as out:
@@ -495,7 +501,8 @@ class Pipeline:
     def __enter__(self) -> Pipeline:
         if self.workers > 1:
             self._spool = Path(tempfile.mkdtemp(prefix="substantiate-medline-"))
-            self._pool = multiprocessing.get_context("spawn").Pool(self.workers)
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.workers, initializer=_worker_init)
         return self
 
     def __exit__(self, *exc: object) -> None:
