@@ -290,24 +290,35 @@ def _read_input(name: str) -> str:
 
 @ingest_app.command("medline")
 def ingest_medline(
-    files: Annotated[list[Path], typer.Argument(help="PubMed baseline/update XML (.xml, .gz).")],
+    files: Annotated[list[Path], typer.Argument(
+        help="PubMed baseline/update XML (.xml, .gz), or folders holding pubmed*.xml.gz.")],
+    workers: Annotated[int, typer.Option(
+        min=1, help="Processes that parse files (1: parse in this process).")] = 1,
+    force: Annotated[bool, typer.Option(
+        help="Load files even if the same file (sha256) was loaded before.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Load PubMed baseline / update files offline (streaming, idempotent, deletes applied).
+    """Load PubMed baseline / update files offline (parallel, bulk, resumable, deletes applied).
 
+    Files apply in NCBI's numbering (baseline, then update files); a file already loaded
+    (same sha256) is skipped, so an interrupted run resumes at the first unfinished file.
     A file found malformed or truncated part-way is not rolled back: the records before the
     fault stay loaded, the error says how many, and running the same command again with the
     repaired file finishes it (loaded records are skipped as unchanged).
 
-    Example: substantiate ingest medline pubmed25n0001.xml.gz pubmed25n1275.xml.gz
+    Example: substantiate ingest medline --workers 2 baseline/ updatefiles/
     """
     engine = _engine()
     with _progress(enabled=not as_json) as progress:
-        summary = jobs.ingest_medline(engine, files, actor=ACTOR, progress=progress)
+        summary = jobs.ingest_medline(engine, files, actor=ACTOR, workers=workers,
+                                      force=force, progress=progress)
     if as_json:
         _emit_json(summary.as_dict())
         return
     for f in summary.files:
+        if f["skipped"]:
+            out.print(f"{f['file']}: skipped (already loaded, sha256 {f['sha256'][:12]})")
+            continue
         out.print(f"{f['file']}: {f['inserted']} new, {f['updated']} updated, "
                   f"{f['unchanged']} unchanged, {f['deleted']} deleted")
 

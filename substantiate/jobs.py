@@ -34,7 +34,7 @@ from evidence.errors import (
     SubstantiateError,
 )
 from evidence.linking import LinkSummary
-from evidence.models import Citation
+from evidence.models import Citation, IngestRun
 from ingest import articles as article_reader
 from ingest import medline, pubmed, store
 from ingest import surveil as surveil_mod
@@ -300,14 +300,23 @@ def ingest_pubmed(
 
 @dataclass
 class MedlineSummary:
-    """What loading bulk files did, per file and in total."""
+    """What loading bulk files did, per file and in total (skipped files included)."""
 
     files: list[dict[str, Any]] = field(default_factory=list)
     total: LoadStats = field(default_factory=LoadStats)
+    skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return {"files": self.files, "total": self.total.as_dict()}
+        return {"files": self.files, "total": self.total.as_dict(), "skipped": self.skipped}
+
+
+def completed_medline_files(engine: Engine) -> set[str]:
+    """sha256 of every bulk file whose ``ingest_medline`` run completed (status ``ok``)."""
+    with db.read_session(engine) as session:
+        params = session.exec(select(IngestRun.params).where(
+            IngestRun.kind == "ingest_medline", IngestRun.status == crud.OK)).all()
+    return {p["sha256"] for p in params if isinstance(p, dict) and p.get("sha256")}
 
 
 def ingest_medline(
@@ -316,6 +325,8 @@ def ingest_medline(
     *,
     actor: str = crud.SYSTEM,
     batch_size: int = medline.BATCH,
+    workers: int = 1,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> MedlineSummary:
     """Load PubMed baseline / update files (plain or gzip), one ``ingest_run`` per file.
@@ -325,11 +336,19 @@ def ingest_medline(
     engine
         Database engine.
     paths
-        Baseline or update files, applied in the given order.
+        Baseline or update files; a folder stands for the ``pubmed*.xml[.gz]`` files in it.
+        They are applied in :func:`ingest.medline.order_files` order: NCBI-named files by
+        number (the baseline, then the update files), then any others as given.
     actor
         Recorded on audit events.
     batch_size
         Records per transaction.
+    workers
+        Processes that parse files (1: parse in this process). The writing is always done
+        here, file by file, in order.
+    force
+        Load files even if a run with the same sha256 completed before (records already
+        loaded are still skipped as unchanged).
     progress
         One stage per file, labelled with its name: one unit per record (or deletion);
         the total is not known in advance.
@@ -337,6 +356,8 @@ def ingest_medline(
     Returns
     -------
     MedlineSummary
+        A file skipped because its sha256 already has a completed run is listed with
+        ``skipped: true``.
 
     Raises
     ------
@@ -346,29 +367,42 @@ def ingest_medline(
         A file is malformed or truncated: every complete record before the fault stays
         loaded (nothing is rolled back), that file's run is closed as ``error``, and the
         message says how many records were loaded and how to resume (run the same command
-        again with the repaired file; loaded records are skipped as unchanged). Files after
-        it are not loaded.
+        again with the repaired file; completed files are skipped, loaded records are
+        skipped as unchanged). Files after it are not loaded.
     """
+    paths = medline.expand_paths(paths)
     for p in paths:
         if not p.is_file():
             raise InputError(f"{p}: no such file")
+    ordered = medline.order_files(paths)
+    done = set() if force else completed_medline_files(engine)
     summary = MedlineSummary()
-    for i, path in enumerate(paths):
-        digest = medline.file_sha256(path)
-        stats = LoadStats()
-        advance = _stage(progress, path.name, None)
-        with crud.ingest_run(engine, kind="ingest_medline", actor=actor,
-                             params={"file": str(path), "sha256": digest}) as run:
-            run.stats = stats
-            try:
-                for n, batch in medline.load_file(engine, path, sha256=digest, actor=actor,
-                                                  batch_size=batch_size):
-                    stats.add(batch)
-                    advance(n)
-            except ParseError as e:
-                raise ParseError(_medline_stopped(e, stats, later=len(paths) - i - 1)) from e
-        summary.files.append({"file": str(path), "sha256": digest, **stats.as_dict()})
-        summary.total.add(stats)
+    with medline.Pipeline(dialect=engine.dialect.name, workers=workers,
+                          batch_size=batch_size) as pipeline:
+        for i, job in enumerate(pipeline.files(ordered, skip=lambda d: d in done)):
+            path, digest = job.path, job.sha256
+            if job.skipped or digest in done:
+                summary.files.append({"file": str(path), "sha256": digest, "skipped": True})
+                summary.skipped += 1
+                continue
+            stats = LoadStats()
+            advance = _stage(progress, path.name, None)
+            with crud.ingest_run(engine, kind="ingest_medline", actor=actor,
+                                 params={"file": str(path), "sha256": digest,
+                                         "workers": workers}) as run:
+                run.stats = stats
+                try:
+                    for n, batch in medline.load_chunks(engine, path, job.chunks,
+                                                        sha256=digest, actor=actor):
+                        stats.add(batch)
+                        advance(n)
+                except ParseError as e:
+                    raise ParseError(
+                        _medline_stopped(e, stats, later=len(ordered) - i - 1)) from e
+            done.add(digest)
+            summary.files.append({"file": str(path), "sha256": digest, "skipped": False,
+                                  **stats.as_dict()})
+            summary.total.add(stats)
     return summary
 
 
@@ -379,7 +413,8 @@ def _medline_stopped(error: ParseError, stats: LoadStats, *, later: int) -> str:
     return (f"{error}; {kept} records before the fault were loaded and kept "
             f"({stats.inserted} new, {stats.updated} updated, {stats.unchanged} unchanged, "
             f"{stats.deleted} deleted){rest}; to finish, run the same command again with the "
-            "repaired or re-downloaded file (records already loaded are skipped as unchanged)")
+            "repaired or re-downloaded file (completed files and records already loaded are "
+            "skipped)")
 
 
 # ------------------------------------------------------------------------------ linking

@@ -191,7 +191,9 @@ def test_medline_bulk_load_is_idempotent_and_applies_deletes(
     first = jobs.ingest_medline(engine, [base], batch_size=10)
     assert first.total.inserted == 25
     again = jobs.ingest_medline(engine, [base], batch_size=10)
-    assert again.total.unchanged == 25 and again.total.inserted == 0
+    assert again.skipped == 1 and again.files[0]["skipped"]  # same sha256: not parsed
+    forced = jobs.ingest_medline(engine, [base], batch_size=10, force=True)
+    assert forced.total.unchanged == 25 and forced.total.inserted == 0
     update_file = tmp_path / "update.xml"
     update_file.write_bytes(
         b'<?xml version="1.0"?><PubmedArticleSet>'
