@@ -106,7 +106,7 @@ def _sqlite_setup(engine: Engine, *, lock_wait: float) -> None:
             writer_queue.begin_immediate(dbapi_conn, database=database, limit=lock_wait)
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     # orjson is several times faster than json for the many JSON columns of bulk loads.
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
@@ -146,10 +146,10 @@ def make_engine(url: str, *, lock_wait: float | None = None) -> Engine:
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                                   json_serializer=_json_dumps)
+                                   json_serializer=json_dumps)
             _sqlite_setup(engine, lock_wait=lock_wait or get_settings().db_lock_wait)
         else:
-            engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps)
+            engine = create_engine(url, pool_pre_ping=True, json_serializer=json_dumps)
     except (ArgumentError, NoSuchModuleError, ImportError) as e:
         raise ConfigError(f"DATABASE_URL cannot be used ({e.__class__.__name__}): {url!r}") from e
     return engine

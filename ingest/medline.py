@@ -55,7 +55,7 @@ from sqlalchemy import JSON, Boolean, Engine, Integer, column, table, text
 from sqlmodel import Session, col, select
 
 from evidence import audit
-from evidence.db import _json_dumps, session_scope
+from evidence.db import json_dumps, session_scope
 from evidence.errors import InputError, ParseError
 from evidence.models import Study, utcnow
 from ingest.load import _AUDITED, LoadStats, mark_deleted, record_hash, store_raw, study_values
@@ -146,7 +146,7 @@ def _copy_text(value: Any, name: str) -> str:
     if value is None:
         return "\\N"
     if name in _JSON:
-        value = _json_dumps(value)
+        value = json_dumps(value)
     elif name in _BOOL:
         return "t" if value else "f"
     elif name in _INT:
@@ -158,7 +158,7 @@ def _copy_text(value: Any, name: str) -> str:
 
 
 def _row(values: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(_json_dumps(values[c]) if c in _JSON else values[c] for c in COLUMNS)
+    return tuple(json_dumps(values[c]) if c in _JSON else values[c] for c in COLUMNS)
 
 
 def _records_chunk(records: list[PubmedRecord], items: int, dialect: str) -> Chunk:
