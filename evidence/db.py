@@ -107,7 +107,10 @@ def _sqlite_setup(engine: Engine, *, lock_wait: float) -> None:
 
 
 def json_dumps(value: Any) -> str:
-    # orjson is several times faster than json for the many JSON columns of bulk loads.
+    """JSON text for a JSON column, exactly as the engines write it (bulk loaders use it).
+
+    orjson is several times faster than json for the many JSON columns of bulk loads.
+    """
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
