@@ -20,17 +20,20 @@ neighbours used for score regularisation, so an update re-weights the stored ter
 the unchanged studies (no re-analysis), analyses only the new and changed ones, and finds
 the neighbours again. The result is the index a fresh build would give, array for array.
 Readers of the previous generation keep their memory maps until they close; a new
-generation is written beside it and ``CURRENT`` switched in one rename.
+generation is written beside it and ``CURRENT`` switched in one rename. Writers (build,
+update) of one directory take turns through a file lock (``.lock``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,6 +195,18 @@ def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
+@contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    """One writer at a time per index directory (a second waits for the first)."""
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _write(path: Path, ranker: Ranker, manifest: dict[str, Any]) -> Path:
     """Write a new generation and make it current; remove the older ones."""
     path.mkdir(parents=True, exist_ok=True)
@@ -292,6 +307,8 @@ def build(
 ) -> IndexReport:
     """Build the index over every live study and make it current.
 
+    Writers of one index directory take turns (a file lock); readers never wait.
+
     Parameters
     ----------
     engine
@@ -307,7 +324,13 @@ def build(
     -------
     IndexReport
     """
-    config = config or RankerConfig()
+    with _writer_lock(path):
+        return _build(engine, path, config or RankerConfig(), progress)
+
+
+def _build(
+    engine: Engine, path: Path, config: RankerConfig, progress: Progress | None
+) -> IndexReport:
     t0 = time.perf_counter()
     live = live_studies(engine)
     ids = list(live)
@@ -348,12 +371,18 @@ def update(
     IndexReport
         ``action`` is "built", "updated" or "unchanged".
     """
-    config = config or RankerConfig()
+    with _writer_lock(path):
+        return _update(engine, path, config or RankerConfig(), progress)
+
+
+def _update(
+    engine: Engine, path: Path, config: RankerConfig, progress: Progress | None
+) -> IndexReport:
     t0 = time.perf_counter()
     manifest = _read_manifest(path)
     problem = _compatible(manifest, engine, config)
     if problem is not None or manifest is None:
-        report = build(engine, path, config=config, progress=progress)
+        report = _build(engine, path, config, progress)
         report.reason = problem or ""
         return report
     live = live_studies(engine)
@@ -364,7 +393,7 @@ def update(
         return IndexReport(action="unchanged", path=str(path), studies=len(live),
                            size_bytes=_size(folder))
     if not live:
-        return build(engine, path, config=config, progress=progress)
+        return _build(engine, path, config, progress)
     old = Ranker.load(folder, mmap=True)
     added = _documents(engine, sorted(new + changed))
     ranker = old.with_changes(added, remove=[str(s) for s in deleted],
