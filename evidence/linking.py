@@ -122,9 +122,9 @@ def _mesh_names(study: Study) -> list[str]:
 
 
 def study_document(study: Study) -> Document:
-    """The ranker's view of a study."""
-    return Document(doc_id=str(study.id), title=study.title, abstract=study.abstract,
-                    mesh=tuple(_mesh_names(study)))
+    """The ranker's view of a study (as the persisted ranking index sees it)."""
+    assert study.id is not None
+    return ranking_index.document_of(study.id, study.title, study.abstract, study.mesh)
 
 
 # Words every health text shares: matching on them alone says nothing about fit.
