@@ -24,6 +24,12 @@ class Settings(BaseSettings):
         validation_alias="SUBSTANTIATE_DATA_DIR",
         description="Folder for the default SQLite database, the article corpus and caches.",
     )
+    index_dir: Path | None = Field(
+        default=None,
+        validation_alias="INDEX_DIR",
+        description="Folder of the persisted ranking index that `link` ranks with "
+        "(`substantiate index build|update|status`). Default: `<data dir>/index`.",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias="DATABASE_URL",
@@ -154,6 +160,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'substantiate.db').as_posix()}"
+
+    @property
+    def effective_index_dir(self) -> Path:
+        """The ranking index folder in force: ``INDEX_DIR`` or ``<data dir>/index``."""
+        return self.index_dir if self.index_dir is not None else self.data_dir / "index"
 
     @property
     def api_key(self) -> str | None:

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from evidence import audit, vocabulary
+from evidence import audit, ranking_index, vocabulary
 from evidence.db import read_session, session_scope
 from evidence.grading import (
     CertaintySuggestion,
@@ -106,11 +107,12 @@ class LinkSummary:
     discovered_pmids: int = 0
     problems: list[str] = field(default_factory=list)
     articles: list[ArticleFit] = field(default_factory=list)
+    ranking: str = ""  # how the local ranker was obtained (persisted index or in memory)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"links_created": self.links_created, "links_updated": self.links_updated,
-                "links_removed": self.links_removed,
+                "links_removed": self.links_removed, "ranking": self.ranking,
                 "discovered_pmids": self.discovered_pmids, "problems": self.problems,
                 "articles": [a.as_dict() for a in self.articles]}
 
@@ -120,9 +122,9 @@ def _mesh_names(study: Study) -> list[str]:
 
 
 def study_document(study: Study) -> Document:
-    """The ranker's view of a study."""
-    return Document(doc_id=str(study.id), title=study.title, abstract=study.abstract,
-                    mesh=tuple(_mesh_names(study)))
+    """The ranker's view of a study (as the persisted ranking index sees it)."""
+    assert study.id is not None
+    return ranking_index.document_of(study.id, study.title, study.abstract, study.mesh)
 
 
 # Words every health text shares: matching on them alone says nothing about fit.
@@ -224,6 +226,7 @@ def link_all(
     actor: str = "system",
     local_k: int = LOCAL_K,
     on_claim: Callable[[int], None] | None = None,
+    index_dir: Path | None = None,
 ) -> LinkSummary:
     """Link every current claim to evidence; flag citation fit; suggest certainty.
 
@@ -241,6 +244,9 @@ def link_all(
         Local candidates kept per claim.
     on_claim
         Progress callback, called with 1 per claim linked.
+    index_dir
+        The persisted ranking index (``evidence.ranking_index``) to rank with, built or
+        updated first if it is missing or stale; None ranks in memory. Both rank alike.
 
     Returns
     -------
@@ -277,7 +283,19 @@ def link_all(
         for c in session.exec(select(Citation).where(Citation.status == "resolved")).all():
             if c.pmid and c.pmid in pmid_to_id:
                 cited_by_article.setdefault(c.article_id, set()).add(pmid_to_id[c.pmid])
-    ranker = Ranker([study_document(s) for s in live.values()]) if live else None
+    ranker: Ranker | None = None
+    if index_dir is not None and live:
+        chosen = ranking_index.ranker_for_link(engine, index_dir)
+        summary.ranking = chosen.message
+        if chosen.study_ids == frozenset(live):
+            ranker = chosen.ranker
+        else:  # studies changed while the index was brought up to date
+            summary.ranking += "; studies changed meanwhile: ranked in memory instead"
+    if ranker is None and live:
+        # In study id order, as the persisted index is, so ties break the same way.
+        ranker = Ranker([study_document(live[sid]) for sid in sorted(live)])  # type: ignore[type-var]
+        if not summary.ranking:
+            summary.ranking = f"ranked {len(live)} studies in memory"
 
     for article in articles:
         assert article.id is not None

@@ -22,20 +22,31 @@ each document's five nearest neighbours (documents whose similar documents also 
 move up). On SciFact train (809 claims) this scores nDCG@10 0.721 and recall@100 0.952,
 against 0.696 / 0.928 for bm25s with its own stemming and stopwords;
 ``python -m benchmarks.retrieval`` gives the current figures.
+
+Persistence: ``Ranker.save`` writes every array as its own ``.npy`` file and
+``Ranker.load`` memory-maps them (the vocabulary is a sorted UTF-8 blob searched in place,
+not a dict), so a loaded ranker costs little resident memory and scores exactly as the
+ranker that was saved. The BM25 weights are computed from stored term counts
+(``_bm25_weights``, bit for bit bm25s's), so ``Ranker.with_changes`` re-weights the
+unchanged documents instead of analysing them again and ranks exactly as a fresh build.
+``evidence.ranking_index`` keeps such an index of the database's studies.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import unicodedata
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from pathlib import Path
+from typing import Literal, NamedTuple
 
 import bm25s
 import numpy as np
@@ -511,26 +522,163 @@ def _subword_terms(text: str) -> list[str]:
     return grams
 
 
-class _Index:
-    """One bm25s index, scored with weighted query terms."""
+class _Terms:
+    """A sequence of strings stored as one UTF-8 blob and its offsets (memory-mappable).
 
-    def __init__(self, corpus_terms: list[list[str]], config: RankerConfig) -> None:
-        bm25 = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
-        # An empty document would upset bm25s; "" is its own placeholder term.
-        docs = [terms or [""] for terms in corpus_terms]
-        # Term ids in sorted order, not set order: ties (in feedback term selection, in
-        # float sums) then break the same way in every process.
-        vocab = {t: i for i, t in enumerate(sorted({t for terms in docs for t in terms}))}
-        bm25.index(([[vocab[t] for t in terms] for terms in docs], vocab), show_progress=False)
-        self.vocab: dict[str, int] = dict(bm25.vocab_dict)
-        self.n_docs = len(corpus_terms)
-        self.data: npt.NDArray[np.float32] = np.asarray(bm25.scores["data"], dtype=np.float32)
-        self.indices: npt.NDArray[np.int64] = np.asarray(bm25.scores["indices"], dtype=np.int64)
-        self.indptr: npt.NDArray[np.int64] = np.asarray(bm25.scores["indptr"], dtype=np.int64)
-        self._by_doc: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+    Used for the document identifiers and, since term ids are given in sorted order, for
+    a loaded index's vocabulary, looked up by binary search without building a dict.
+    """
+
+    def __init__(self, blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> None:
+        self.blob = blob
+        self.offsets = offsets
+
+    @classmethod
+    def of(cls, strings: Sequence[str]) -> _Terms:
+        encoded = [s.encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return cls(blob, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return bytes(self.blob[self.offsets[i] : self.offsets[i + 1]]).decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+    def get(self, term: str) -> int | None:
+        """The position of ``term`` in a sorted sequence, or None (binary search)."""
+        lo, hi = 0, len(self)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self[mid] < term:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < len(self) and self[lo] == term else None
+
+
+def _count_matrix(
+    corpus_terms: Iterable[Sequence[str]],
+) -> tuple[list[str], scipy.sparse.csr_matrix]:
+    """Term counts per document: the sorted vocabulary and a documents x terms CSR matrix.
+
+    Documents are consumed one at a time and only their counts kept, so the analysed
+    text of the whole corpus (hundreds of term strings per document) is never held at
+    once. An empty document counts one placeholder term ``""``, as bm25s needs a term per
+    document.
+    """
+    first_seen: dict[str, int] = {}
+    columns = array("q")
+    values = array("i")
+    indptr = array("q", [0])
+    for terms in corpus_terms:
+        counts = Counter(terms or [""])
+        columns.extend(first_seen.setdefault(t, len(first_seen)) for t in counts)
+        values.extend(counts.values())
+        indptr.append(len(columns))
+    # Term ids in sorted order, not first-seen order: ties (in feedback term selection,
+    # in float sums) then break the same way in every process and after every update.
+    vocab = sorted(first_seen)
+    position = {t: i for i, t in enumerate(vocab)}
+    # first_seen iterates in insertion order, i.e. by provisional id.
+    rank = np.fromiter((position[t] for t in first_seen), dtype=np.int64,
+                       count=len(first_seen))
+    matrix = scipy.sparse.csr_matrix(
+        (np.frombuffer(values, dtype=np.int32).copy(),
+         rank[np.frombuffer(columns, dtype=np.int64)],
+         np.frombuffer(indptr, dtype=np.int64).copy()),
+        shape=(len(indptr) - 1, len(vocab)))
+    matrix.sort_indices()
+    return vocab, matrix
+
+
+def _bm25_weights(
+    counts: scipy.sparse.csr_matrix, config: RankerConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """BM25 weight of every (document, term) pair, as a CSC matrix's arrays.
+
+    Vectorised, with bm25s's own idf and term-frequency functions applied with the same
+    operand types as its indexer, so the weights are bit for bit those of
+    ``bm25s.BM25.index`` (``tests/test_match.py`` checks it) while only the term counts
+    are needed: an update re-weights stored counts instead of re-reading every document.
+    """
+    n_docs, n_terms = counts.shape
+    doc_len = np.asarray(counts.sum(axis=1), dtype=np.int64).ravel()
+    avg_len = doc_len.mean() if n_docs else np.float64(0)
+    df = np.bincount(counts.indices, minlength=n_terms)
+    idf_fn = bm25s.scoring._select_idf_scorer(config.method)
+    tfc_fn = bm25s.scoring._select_tfc_scorer(config.method)
+    # The idf is a scalar function of df: evaluate it once per distinct df, with math.log
+    # as bm25s does (numpy's log may differ in the last bit).
+    distinct, position = np.unique(df, return_inverse=True)
+    idf64 = np.array([idf_fn(int(d), N=n_docs) if d else 0.0 for d in distinct.tolist()],
+                     dtype=np.float64)
+    idf = idf64.astype(np.float32)[position]
+    entry_len = np.repeat(doc_len, np.diff(counts.indptr))
+    tf = counts.data.astype(np.float32)
+    delta = 0.5 if config.method in ("bm25l", "bm25+") else None
+    tfc = tfc_fn(tf_array=tf, l_d=entry_len, l_avg=avg_len, k1=config.k1, b=config.b,
+                 delta=delta)
+    weights = idf[counts.indices] * tfc
+    if config.method in ("bm25l", "bm25+"):
+        zero_tfc = tfc_fn(tf_array=0, l_d=avg_len, l_avg=avg_len, k1=config.k1, b=config.b,
+                          delta=delta)
+        nonoccurrence = (idf64 * zero_tfc).astype(np.float32)[position]
+        weights = weights - nonoccurrence[counts.indices]
+    matrix = scipy.sparse.csr_matrix(
+        (np.asarray(weights, dtype=np.float32), counts.indices, counts.indptr),
+        shape=(n_docs, n_terms)).tocsc()
+    return (np.asarray(matrix.data, dtype=np.float32),
+            np.asarray(matrix.indices, dtype=np.int64),
+            np.asarray(matrix.indptr, dtype=np.int64))
+
+
+class _Index:
+    """One BM25 index (term-major weights), scored with weighted query terms.
+
+    Built from term counts (``from_counts``) or loaded from disk (``load``); a loaded
+    index keeps its arrays memory-mapped and looks terms up in its sorted vocabulary.
+    """
+
+    def __init__(
+        self,
+        vocab: Mapping[str, int] | _Terms,
+        data: npt.NDArray[np.float32],
+        indices: npt.NDArray[np.int64],
+        indptr: npt.NDArray[np.int64],
+        n_docs: int,
+        counts: scipy.sparse.csr_matrix | None = None,
+        by_doc: tuple[npt.NDArray[np.int64], ...] | None = None,
+    ) -> None:
+        self.vocab = vocab
+        self.data = data
+        self.indices = indices
+        self.indptr = indptr
+        self.n_docs = n_docs
+        self.counts = counts  # kept only while building: what an update re-weights
+        self._by_doc = by_doc
+
+    @classmethod
+    def build(cls, corpus_terms: Iterable[Sequence[str]], config: RankerConfig) -> _Index:
+        vocab, counts = _count_matrix(corpus_terms)
+        return cls.from_counts(vocab, counts, config)
+
+    @classmethod
+    def from_counts(
+        cls, vocab: Sequence[str], counts: scipy.sparse.csr_matrix, config: RankerConfig
+    ) -> _Index:
+        data, indices, indptr = _bm25_weights(counts, config)
+        return cls({t: i for i, t in enumerate(vocab)}, data, indices, indptr,
+                   counts.shape[0], counts=counts)
 
     def query(self, terms: Iterable[str]) -> _Query:
-        counts = Counter(self.vocab[t] for t in terms if t and t in self.vocab)
+        found = (self.vocab.get(t) for t in terms if t)
+        counts = Counter(i for i in found if i is not None)
         ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         weights = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         return ids, weights
@@ -544,17 +692,42 @@ class _Index:
             scores[self.indices[start:end]] += weight * self.data[start:end]
         return scores
 
-    def document_vector(self, doc: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The BM25 weight of every term of one document (a transposed posting list)."""
+    def _doc_major(self) -> tuple[npt.NDArray[np.int64], ...]:
+        """Entry order by document, each document's first entry, and each entry's term."""
         if self._by_doc is None:
             terms = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
             order = np.argsort(self.indices, kind="stable")
             starts = np.searchsorted(self.indices[order], np.arange(self.n_docs + 1))
-            self._by_doc = (order, starts)
-            self._terms_by_entry = terms
-        order, starts = self._by_doc
+            self._by_doc = (order, starts.astype(np.int64), terms)
+        return self._by_doc
+
+    def document_vector(self, doc: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The BM25 weight of every term of one document (a transposed posting list)."""
+        order, starts, terms = self._doc_major()
         entries = order[starts[doc] : starts[doc + 1]]
-        return self._terms_by_entry[entries], self.data[entries]
+        return terms[entries], self.data[entries]
+
+    _ARRAYS = ("data", "indices", "indptr", "doc_order", "doc_starts", "doc_terms",
+               "vocab_blob", "vocab_offsets")
+
+    def save(self, folder: Path, name: str) -> None:
+        order, starts, terms = self._doc_major()
+        vocab = self.vocab if isinstance(self.vocab, _Terms) else _Terms.of(
+            sorted(self.vocab, key=self.vocab.__getitem__))
+        arrays = {"data": self.data, "indices": self.indices, "indptr": self.indptr,
+                  "doc_order": order, "doc_starts": starts, "doc_terms": terms,
+                  "vocab_blob": vocab.blob, "vocab_offsets": vocab.offsets}
+        for key, values in arrays.items():
+            np.save(folder / f"{name}.{key}.npy", np.asarray(values))
+        if self.counts is not None:
+            scipy.sparse.save_npz(folder / f"{name}.counts.npz", self.counts, compressed=False)
+
+    @classmethod
+    def load(cls, folder: Path, name: str, n_docs: int, *, mmap: bool) -> _Index:
+        mode: Literal["r"] | None = "r" if mmap else None
+        a = {key: np.load(folder / f"{name}.{key}.npy", mmap_mode=mode) for key in cls._ARRAYS}
+        return cls(_Terms(a["vocab_blob"], a["vocab_offsets"]), a["data"], a["indices"],
+                   a["indptr"], n_docs, by_doc=(a["doc_order"], a["doc_starts"], a["doc_terms"]))
 
     def neighbours(self, k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Each document's ``k`` most similar documents (cosine of BM25 term weights).
@@ -596,6 +769,25 @@ class _Index:
         return index, weight
 
 
+def _merge_counts(
+    vocab_a: Sequence[str], counts_a: scipy.sparse.csr_matrix,
+    vocab_b: Sequence[str], counts_b: scipy.sparse.csr_matrix,
+) -> tuple[list[str], scipy.sparse.csr_matrix]:
+    """Stack two count matrices over one sorted vocabulary of the terms still in use."""
+    used_a = np.unique(counts_a.indices)
+    vocab = sorted({vocab_a[i] for i in used_a.tolist()} | set(vocab_b))
+    ids = {t: i for i, t in enumerate(vocab)}
+    map_a = np.zeros(len(vocab_a), dtype=np.int64)
+    map_a[used_a] = [ids[vocab_a[i]] for i in used_a.tolist()]
+    map_b = np.fromiter((ids[t] for t in vocab_b), dtype=np.int64, count=len(vocab_b))
+    parts = [scipy.sparse.csr_matrix((c.data, m[c.indices], c.indptr),
+                                     shape=(c.shape[0], len(vocab)))
+             for c, m in ((counts_a, map_a), (counts_b, map_b))]
+    combined = scipy.sparse.csr_matrix(scipy.sparse.vstack(parts, format="csr"))
+    combined.sort_indices()
+    return vocab, combined
+
+
 class Ranker:
     """BM25 ranker over a fixed set of documents.
 
@@ -623,16 +815,170 @@ class Ranker:
     def __init__(self, documents: Iterable[Document], config: RankerConfig | None = None):
         self.config = config or RankerConfig()
         docs = list(documents)
-        self.doc_ids: list[str] = [d.doc_id for d in docs]
-        if len(set(self.doc_ids)) != len(self.doc_ids):
+        doc_ids = [d.doc_id for d in docs]
+        if len(set(doc_ids)) != len(doc_ids):
             raise ValueError("document identifiers must be unique")
-        self._words = _Index([self._fields(d, tokenize) for d in docs], self.config)
-        self._subwords: _Index | None = None
+        words = _Index.build((self._fields(d, tokenize) for d in docs), self.config)
+        subwords = None
         if self.config.subword_weight > 0:
-            self._subwords = _Index([self._fields(d, _subword_terms) for d in docs], self.config)
-        self._neighbours: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
-        if self.config.neighbours > 0 and self.config.neighbour_weight != 0:
+            subwords = _Index.build((self._fields(d, _subword_terms) for d in docs), self.config)
+        self._assemble(doc_ids, words, subwords)
+
+    def _assemble(
+        self, doc_ids: Sequence[str] | _Terms, words: _Index, subwords: _Index | None,
+        neighbours: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None,
+    ) -> None:
+        self.doc_ids: Sequence[str] | _Terms = doc_ids
+        self._words = words
+        self._subwords = subwords
+        self._neighbours = neighbours
+        self._source: Path | None = None
+        if neighbours is None and self.config.neighbours > 0 and self.config.neighbour_weight:
             self._neighbours = self._words.neighbours(self.config.neighbours)
+
+    # ---- persistence
+
+    FORMAT = 1  # bumped when the saved layout changes; an older index is rebuilt
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to a directory (created if missing; its files are replaced).
+
+        One ``.npy`` file per array (so :meth:`load` can memory-map each), the term
+        counts as ``.npz`` (read only by :meth:`with_changes`), and ``ranker.json`` with
+        the configuration.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The directory.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = self.doc_ids if isinstance(self.doc_ids, _Terms) else _Terms.of(self.doc_ids)
+        np.save(folder / "doc_ids.blob.npy", ids.blob)
+        np.save(folder / "doc_ids.offsets.npy", ids.offsets)
+        for name, index in (("words", self._words), ("subwords", self._subwords)):
+            if index is not None:
+                if index.counts is None and self._source is not None and folder != self._source:
+                    index.counts = scipy.sparse.load_npz(self._source / f"{name}.counts.npz")
+                index.save(folder, name)
+        if self._neighbours is not None:
+            np.save(folder / "neighbours.index.npy", self._neighbours[0])
+            np.save(folder / "neighbours.weight.npy", self._neighbours[1])
+        meta = {"format": self.FORMAT, "n_docs": len(self), "config": asdict(self.config),
+                "subwords": self._subwords is not None,
+                "neighbours": self._neighbours is not None}
+        (folder / "ranker.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Ranker:
+        """Read an index written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The directory.
+        mmap : bool
+            Memory-map the arrays (read-only) instead of reading them: the operating
+            system pages in the posting lists a query touches, and processes share them.
+
+        Returns
+        -------
+        Ranker
+            Ranks exactly as the ranker that was saved (same scores, same order).
+
+        Raises
+        ------
+        ValueError
+            If the directory holds an index of another format version.
+        """
+        folder = Path(path)
+        meta = json.loads((folder / "ranker.json").read_text(encoding="utf-8"))
+        if meta.get("format") != cls.FORMAT:
+            raise ValueError(f"{folder}: index format {meta.get('format')!r}, this version "
+                             f"reads {cls.FORMAT}; rebuild it")
+        ranker = cls.__new__(cls)
+        ranker.config = RankerConfig(**meta["config"])
+        mode: Literal["r"] | None = "r" if mmap else None
+        n_docs = int(meta["n_docs"])
+        doc_ids = _Terms(np.load(folder / "doc_ids.blob.npy", mmap_mode=mode),
+                         np.load(folder / "doc_ids.offsets.npy", mmap_mode=mode))
+        words = _Index.load(folder, "words", n_docs, mmap=mmap)
+        subwords = _Index.load(folder, "subwords", n_docs, mmap=mmap) if meta["subwords"] \
+            else None
+        neighbours = None
+        if meta["neighbours"]:
+            neighbours = (np.load(folder / "neighbours.index.npy", mmap_mode=mode),
+                          np.load(folder / "neighbours.weight.npy", mmap_mode=mode))
+        ranker._assemble(doc_ids, words, subwords, neighbours)
+        ranker._source = folder
+        return ranker
+
+    def with_changes(
+        self, documents: Iterable[Document], *, remove: Collection[str] = (),
+        order: Sequence[str] | None = None,
+    ) -> Ranker:
+        """A ranker over this one's documents, less ``remove``, plus ``documents``.
+
+        Only the new documents are analysed; the others' stored term counts are re-weighted
+        (BM25's idf and average length depend on the whole collection) and the neighbours
+        found again, so the result ranks exactly as a new :class:`Ranker` over the same
+        documents in the same order would.
+
+        Parameters
+        ----------
+        documents : Iterable[Document]
+            Documents to add; one whose identifier is already indexed replaces it.
+        remove : Collection[str]
+            Identifiers to drop (unknown ones are ignored).
+        order : Sequence[str], optional
+            The identifiers of the result in order (each kept or added document once);
+            default: kept documents in their order, then the added ones.
+
+        Returns
+        -------
+        Ranker
+            A new ranker; this one is unchanged.
+
+        Raises
+        ------
+        ValueError
+            If ``order`` does not list exactly the kept and added documents, or two added
+            documents share an identifier.
+        """
+        new = list(documents)
+        new_ids = [d.doc_id for d in new]
+        if len(set(new_ids)) != len(new_ids):
+            raise ValueError("document identifiers must be unique")
+        dropped = set(remove) | set(new_ids)
+        position = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
+        kept = [doc_id for doc_id in self.doc_ids if doc_id not in dropped]
+        final = list(order) if order is not None else kept + new_ids
+        if sorted(final) != sorted(kept + new_ids):
+            raise ValueError("order must list each kept and added document exactly once")
+        # Rows of the combined matrix: kept old rows first, then the new documents.
+        row = {doc_id: i for i, doc_id in enumerate(kept + new_ids)}
+        permutation = np.fromiter((row[d] for d in final), dtype=np.int64, count=len(final))
+        kept_rows = np.fromiter((position[d] for d in kept), dtype=np.int64, count=len(kept))
+        indexes: dict[str, _Index] = {}
+        for name, analyse in (("words", tokenize), ("subwords", _subword_terms)):
+            old = self._words if name == "words" else self._subwords
+            if old is None:
+                continue
+            counts = old.counts
+            if counts is None:
+                if self._source is None:
+                    raise ValueError("this ranker has no term counts to update from")
+                counts = scipy.sparse.load_npz(self._source / f"{name}.counts.npz").tocsr()
+            old_vocab = list(old.vocab) if isinstance(old.vocab, _Terms) else sorted(
+                old.vocab, key=old.vocab.__getitem__)
+            add_vocab, add_counts = _count_matrix(self._fields(d, analyse) for d in new)
+            vocab, combined = _merge_counts(old_vocab, counts[kept_rows], add_vocab, add_counts)
+            indexes[name] = _Index.from_counts(vocab, combined[permutation], self.config)
+        ranker = Ranker.__new__(Ranker)
+        ranker.config = self.config
+        ranker._assemble(final, indexes["words"], indexes.get("subwords"))
+        return ranker
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -695,10 +1041,14 @@ class Ranker:
             scores += np.where(scores > 0, np.float32(self.config.subword_weight) * sub, 0)
         if self._neighbours is not None:
             # Score regularisation: documents whose neighbours also score well move up.
+            # Only matching documents are re-scored, so only their rows are read.
             index, weight = self._neighbours
-            nearby = (scores[index] * weight).sum(axis=1, dtype=np.float32)
-            smoothed = scores + np.float32(self.config.neighbour_weight) * nearby
-            scores = np.where(scores > 0, smoothed, np.float32(0)).astype(np.float32)
+            hits = np.flatnonzero(scores > 0)
+            rows = np.asarray(index[hits])
+            nearby = (scores[rows] * weight[hits]).sum(axis=1, dtype=np.float32)
+            smoothed = scores[hits] + np.float32(self.config.neighbour_weight) * nearby
+            scores = np.zeros_like(scores)
+            scores[hits] = smoothed.astype(np.float32)
         return scores
 
     def _top(self, scores: npt.NDArray[np.float32], k: int) -> list[tuple[str, float]]:

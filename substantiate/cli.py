@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from evidence import audit, crud, db, export, queries
+from evidence import audit, crud, db, export, queries, ranking_index
 from evidence.config import get_settings
 from evidence.errors import InputError, NotFound, PermissionDenied, SubstantiateError
 from evidence.linking import LinkSummary
@@ -61,7 +61,10 @@ app.add_typer(citations_app, name="citations")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(studies_app, name="studies")
+index_app = typer.Typer(help="The persisted ranking index that `link` ranks with.",
+                        no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(export_app, name="export")
+app.add_typer(index_app, name="index")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 ACTOR = f"cli:{os.environ.get('USER', 'operator')}"
@@ -346,6 +349,9 @@ def link_cmd(
         help="Also search PubMed per canonical claim and fetch the top hits.")] = False,
     per_claim: Annotated[int, typer.Option(help="PubMed hits fetched per canonical claim.")
                          ] = 5,
+    use_index: Annotated[bool, typer.Option(
+        "--index/--no-index", help="Rank with the persisted index in INDEX_DIR (built or "
+        "updated first when missing or stale); --no-index ranks in memory.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Link claims to studies (cited, local BM25, PubMed discovery); flag citation fit.
@@ -356,9 +362,10 @@ def link_cmd(
 
     engine = _engine()
     client = pubmed.make_client() if discover else None
+    index_dir = get_settings().effective_index_dir if use_index else None
     with _progress(enabled=not as_json) as progress:
         summary = jobs.link(engine, client=client, per_claim=per_claim, actor=ACTOR,
-                            progress=progress)
+                            progress=progress, index_dir=index_dir)
     if as_json:
         _emit_json(summary.as_dict())
         return
@@ -366,6 +373,8 @@ def link_cmd(
 
 
 def _print_link_summary(summary: LinkSummary) -> None:
+    if summary.ranking:
+        out.print(summary.ranking)
     out.print(f"links: {summary.links_created} new, {summary.links_updated} updated, "
               f"{summary.links_removed} removed")
     for a in summary.articles:
@@ -380,6 +389,70 @@ def _print_link_summary(summary: LinkSummary) -> None:
                   f"{a.no_evidence} with no fitting evidence{regulatory}{misfit}")
     for p in summary.problems:
         err.print(f"problem: {p}")
+
+
+@index_app.command("build")
+def index_build(as_json: JsonOpt = False) -> None:
+    """Build the ranking index over every live study in INDEX_DIR (replacing any index).
+
+    Example: substantiate index build
+    """
+    engine = _engine()
+    path = get_settings().effective_index_dir
+    with _progress(enabled=not as_json) as progress:
+        report = ranking_index.build(engine, path, progress=progress)
+    _print_index_report(report, as_json=as_json)
+
+
+@index_app.command("update")
+def index_update(as_json: JsonOpt = False) -> None:
+    """Bring the ranking index up to date: analyse only new and changed studies, drop
+    deleted ones (the result equals a fresh build); build it if there is none.
+
+    Example: substantiate index update --json
+    """
+    engine = _engine()
+    path = get_settings().effective_index_dir
+    with _progress(enabled=not as_json) as progress:
+        report = ranking_index.update(engine, path, progress=progress)
+    _print_index_report(report, as_json=as_json)
+
+
+def _print_index_report(report: ranking_index.IndexReport, *, as_json: bool) -> None:
+    if as_json:
+        _emit_json(report.as_dict())
+        return
+    if report.action == "unchanged":
+        out.print(f"ranking index at {report.path} is current ({report.studies} studies)")
+        return
+    out.print(f"ranking index {report.action} at {report.path}: {report.studies} studies "
+              f"({report.new} new, {report.changed} changed, {report.deleted} deleted) in "
+              f"{report.seconds:.1f} s, {report.size_bytes / 1e6:.1f} MB"
+              + (f"; rebuilt because: {report.reason}" if report.reason else ""))
+
+
+@index_app.command("status")
+def index_status(as_json: JsonOpt = False) -> None:
+    """Say whether the ranking index matches the database: how many studies are new,
+    changed or deleted since it was written. Exit 0 when current, 3 when not.
+
+    Example: substantiate index status --json
+    """
+    engine = _engine()
+    state = ranking_index.status(engine, get_settings().effective_index_dir)
+    if as_json:
+        _emit_json(state.as_dict())
+    elif not state.exists:
+        out.print(f"no ranking index at {state.path} ({state.live} live studies); run "
+                  "`substantiate index build`")
+    else:
+        out.print(f"ranking index at {state.path}: {state.indexed} studies indexed, "
+                  f"{state.live} live; {state.new} new, {state.changed} changed, "
+                  f"{state.deleted} deleted; built {state.built_at}, updated "
+                  f"{state.updated_at}; {state.size_bytes / 1e6:.1f} MB; "
+                  + ("current" if state.current else f"not current: {state.reason}"))
+    if not state.current:
+        raise typer.Exit(3)
 
 
 @app.command("surveil")

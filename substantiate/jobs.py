@@ -427,6 +427,7 @@ def link(
     per_claim: int = linking.DISCOVER_K,
     actor: str = crud.SYSTEM,
     progress: Progress | None = None,
+    index_dir: Path | None = None,
 ) -> LinkSummary:
     """Link every current claim to evidence (``evidence.linking.link_all``), as one run.
 
@@ -443,6 +444,9 @@ def link(
         Recorded on audit events.
     progress
         Stage ``claims``: one unit per claim of every current article.
+    index_dir
+        The persisted ranking index to rank with (built or updated first when missing or
+        stale); None ranks in memory.
 
     Returns
     -------
@@ -457,7 +461,8 @@ def link(
     with crud.ingest_run(engine, kind="link", actor=actor,
                          params={"discover": client is not None,
                                  "per_claim": per_claim}) as run:
-        summary = linking.link_all(engine, discover=discover, actor=actor, on_claim=advance)
+        summary = linking.link_all(engine, discover=discover, actor=actor, on_claim=advance,
+                                   index_dir=index_dir)
         run.stats = summary
         run.problems.extend(summary.problems)
     return summary

@@ -98,6 +98,9 @@ def test_every_json_output_is_strict_json(
         ("export", "verify"): [str(out)],
         ("report",): ["--article", str(claim.article_id), "--out", str(tmp_path / "r.html")],
         ("demo",): ["--articles-dir", str(articles), "--no-app"],
+        ("index", "build"): [],
+        ("index", "update"): [],
+        ("index", "status"): [],
     }
     assert set(commands) == _json_commands()  # a new --json command must be added here
     outputs: dict[tuple[str, ...], Any] = {}
@@ -123,6 +126,9 @@ def test_every_json_output_is_strict_json(
     assert datetime.fromisoformat(manifest["exported_at"]).tzinfo is not None
     assert outputs[("export", "verify")]["ok"] is True
     assert outputs[("report",)]["format"] == "html" and outputs[("report",)]["bytes"] > 0
+    assert outputs[("index", "build")]["action"] == "built"
+    assert outputs[("index", "update")]["action"] == "unchanged"
+    assert outputs[("index", "status")]["current"] is True
 
 
 def test_jsonable_makes_missing_values_null_and_times_iso() -> None:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import bm25s
+import numpy as np
 import pytest
 
 from benchmarks.retrieval import (
@@ -536,3 +537,88 @@ def test_semantic_reranker_prefers_the_paraphrase() -> None:
     with pytest.raises(KeyError, match="not given to the re-ranker"):
         reranker.rerank("x", [("unknown", 1.0)])
     assert reranker.rerank("x", []) == []
+
+
+# ---------------------------------------------------------------------------------------
+# Persisted index: save / load, incremental changes
+# ---------------------------------------------------------------------------------------
+
+MORE = [
+    Document("90000101", "Esketamine nasal spray in treatment-resistant depression",
+             "Esketamine plus an oral antidepressant reduced MADRS scores at 4 weeks.",
+             ("Depressive Disorder, Treatment-Resistant", "Ketamine")),
+    Document("90000102", "Ketamine for chronic pain", "Low-dose ketamine eased fibromyalgia "
+             "pain for two weeks; dissociation was common."),
+    Document("90000103", "Blood pressure after ketamine infusion",
+             "Systolic blood pressure rose transiently during intravenous ketamine."),
+    Document("90000104", "Statins and memory", "No memory loss was seen with atorvastatin."),
+    Document("90000105", "", ""),  # no title or abstract: the placeholder term
+]
+QUERIES = ["Ketamine relieves depression within hours", "ketamine raises blood pressure",
+           "statins cause memory loss", "esketamine nasal spray", "fibromyalgia pain relief"]
+
+
+def _assert_same_ranking(a: Ranker, b: Ranker) -> None:
+    assert list(a.doc_ids) == list(b.doc_ids)
+    for query in QUERIES:
+        assert a.scores(query).tolist() == b.scores(query).tolist(), query
+        assert a.search(query) == b.search(query)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_saved_ranker_loads_with_identical_scores(tmp_path: Path, mmap: bool) -> None:
+    ranker = Ranker(CORPUS + MORE)
+    ranker.save(tmp_path / "index")
+    loaded = Ranker.load(tmp_path / "index", mmap=mmap)
+    assert isinstance(loaded._words.data, np.memmap) is mmap
+    assert loaded.config == ranker.config and len(loaded) == len(ranker)
+    _assert_same_ranking(ranker, loaded)
+    assert loaded.search("ketamine depression")[0][0] == KETAMINE_RCT.doc_id
+
+
+def test_loading_an_index_of_another_format_is_refused(tmp_path: Path) -> None:
+    Ranker(CORPUS).save(tmp_path)
+    meta = json.loads((tmp_path / "ranker.json").read_text())
+    (tmp_path / "ranker.json").write_text(json.dumps({**meta, "format": 0}))
+    with pytest.raises(ValueError, match="index format 0"):
+        Ranker.load(tmp_path)
+
+
+@pytest.mark.parametrize("method", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
+def test_index_weights_are_bm25s_weights_bit_for_bit(method: str) -> None:
+    config = RankerConfig(method=method)
+    docs = CORPUS + MORE
+    ranker = Ranker(docs, config)
+    terms = [ranker._fields(d, tokenize) or [""] for d in docs]
+    vocab = {t: i for i, t in enumerate(sorted({t for x in terms for t in x}))}
+    reference = bm25s.BM25(k1=config.k1, b=config.b, method=method)
+    reference.index(([[vocab[t] for t in x] for x in terms], vocab), show_progress=False)
+    assert ranker._words.data.tolist() == reference.scores["data"].astype(np.float32).tolist()
+    assert ranker._words.indices.tolist() == reference.scores["indices"].tolist()
+    assert ranker._words.indptr.tolist() == reference.scores["indptr"].tolist()
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_ranker_with_changes_ranks_as_a_fresh_build(tmp_path: Path, loaded: bool) -> None:
+    original = Ranker(CORPUS + MORE[:3])
+    if loaded:
+        original.save(tmp_path / "index")
+        original = Ranker.load(tmp_path / "index")
+    changed = replace(MORE[1], abstract="Ketamine did not ease fibromyalgia pain.")
+    # Removing the statin trial drops terms only it had ("myalgia") from the vocabulary.
+    final = [EATING_REVIEW, KETAMINE_RCT, MORE[0], changed, MORE[3], MORE[4], MORE[2]]
+    updated = original.with_changes([MORE[3], changed, MORE[4]], remove=[STATIN_TRIAL.doc_id],
+                                    order=[d.doc_id for d in final])
+    fresh = Ranker(final)
+    _assert_same_ranking(updated, fresh)
+    assert updated._words.data.tolist() == fresh._words.data.tolist()
+    assert updated._neighbours is not None and fresh._neighbours is not None
+    assert updated._neighbours[0].tolist() == fresh._neighbours[0].tolist()
+    # And once more from what the update saved.
+    updated.save(tmp_path / "updated")
+    _assert_same_ranking(Ranker.load(tmp_path / "updated"), fresh)
+
+
+def test_ranker_with_changes_checks_the_order(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="order must list"):
+        Ranker(CORPUS).with_changes([MORE[0]], order=[KETAMINE_RCT.doc_id])

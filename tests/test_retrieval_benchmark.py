@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks.retrieval import benchmark
+from tests._shared import shared_path
 
 DOCS = [
     {"_id": "1", "title": "Ketamine for treatment-resistant depression",
@@ -44,3 +45,32 @@ def test_unlabelled_split_reports_no_figures(tmp_path: Path) -> None:
     result = benchmark(root, "dev")
     assert result["cited"] is None and result["evidence"] is None
     assert result["counts"]["ranked_claims"] == 1
+
+
+def _figures(result: dict[str, object]) -> dict[str, object]:
+    return {k: result[k] for k in ("counts", "cited", "evidence", "halves")}
+
+
+def test_persisted_index_gives_the_in_memory_figures(tmp_path: Path) -> None:
+    root = _write(tmp_path, [
+        {"id": 1, "claim": "Ketamine relieves depression within a day.", "cited_doc_ids": [1]},
+        {"id": 2, "claim": "Statins cause muscle pain.", "cited_doc_ids": [3]},
+        {"id": 3, "claim": "Budesonide prevents asthma attacks.", "cited_doc_ids": [1]},
+    ])
+    memory = benchmark(root, "dev", run_out=tmp_path / "memory.txt")
+    persisted = benchmark(root, "dev", run_out=tmp_path / "persisted.txt",
+                          index_dir=tmp_path / "index")
+    assert (tmp_path / "index" / "ranker.json").is_file()
+    assert persisted["index"] == "persisted (memory-mapped)" and memory["index"] == "in memory"
+    assert _figures(persisted) == _figures(memory)
+    assert (tmp_path / "persisted.txt").read_text() == (tmp_path / "memory.txt").read_text()
+
+
+def test_persisted_index_gives_the_in_memory_figures_on_scifact(tmp_path: Path) -> None:
+    scifact = shared_path("datasets", "scifact")
+    memory = benchmark(scifact, "train", limit=60, run_out=tmp_path / "memory.txt")
+    persisted = benchmark(scifact, "train", limit=60, run_out=tmp_path / "persisted.txt",
+                          index_dir=tmp_path / "index")
+    assert _figures(persisted) == _figures(memory)
+    assert memory["cited"]["ndcg@10"] > 0.6  # type: ignore[index]
+    assert (tmp_path / "persisted.txt").read_text() == (tmp_path / "memory.txt").read_text()

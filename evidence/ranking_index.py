@@ -1,0 +1,457 @@
+"""The persisted ranking index: the :class:`~evidence.match.Ranker` over every live study,
+kept on disk so ``link`` loads it (memory-mapped) instead of re-analysing every study.
+
+Layout (``INDEX_DIR``, default ``<data dir>/index``)::
+
+    CURRENT                 name of the generation in force (replaced atomically)
+    gen-<time>-<pid>/       one complete index: Ranker.save's arrays and ranker.json,
+        manifest.json       plus this manifest
+
+The manifest records the format version, the ranker configuration, the database it was
+built from, when it was built and last updated, and for every indexed study its PMID and
+fingerprint: the ``record_sha256`` of the PubMed record it was parsed from, or, for a study
+without one (entered by hand), a sha256 of its title, abstract and MeSH headings. A study
+is *new* when the index lacks it, *changed* when its fingerprint differs, *deleted* when it
+is gone or marked deleted. Documents are ordered by study id, as ``link`` orders them when
+it ranks in memory, so ties break the same way.
+
+Updating is exact: BM25's idf and average length depend on every document, and so do the
+neighbours used for score regularisation, so an update re-weights the stored term counts of
+the unchanged studies (no re-analysis), analyses only the new and changed ones, and finds
+the neighbours again. The result is the index a fresh build would give, array for array.
+Readers of the previous generation keep their memory maps until they close; a new
+generation is written beside it and ``CURRENT`` switched in one rename. Writers (build,
+update) of one directory take turns through a file lock (``.lock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from evidence.db import read_session
+from evidence.match import Document, Ranker, RankerConfig
+from evidence.models import Study
+
+__all__ = [
+    "IndexReport",
+    "IndexStatus",
+    "LinkRanker",
+    "build",
+    "ranker_for_link",
+    "status",
+    "update",
+]
+
+FORMAT = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+_CHUNK = 500  # ids per IN (...) query: SQLite's parameter limit
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class IndexStatus:
+    """Whether the index on disk matches the live studies of the database."""
+
+    path: str
+    exists: bool
+    current: bool
+    reason: str
+    indexed: int = 0
+    live: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    built_at: str | None = None
+    updated_at: str | None = None
+    size_bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return asdict(self)
+
+
+@dataclass
+class IndexReport:
+    """What a build or an update did."""
+
+    action: str  # "built", "updated", "unchanged"
+    path: str
+    studies: int
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    size_bytes: int = 0
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return asdict(self)
+
+
+@dataclass
+class LinkRanker:
+    """The ranker ``link`` uses, the study ids it covers, and how it was obtained."""
+
+    ranker: Ranker | None
+    study_ids: frozenset[int]
+    message: str
+    persisted: bool = False
+    report: IndexReport | None = field(default=None)
+
+
+# ---------------------------------------------------------------------------- database
+
+
+def document_of(study_id: int, title: str, abstract: str, mesh: Any) -> Document:
+    """The ranker's view of a study (as ``linking.study_document``)."""
+    names = tuple(str(m.get("descriptor", "")) for m in mesh or [])
+    return Document(doc_id=str(study_id), title=title, abstract=abstract, mesh=names)
+
+
+def _content_sha(doc: Document) -> str:
+    text = "\x1f".join([doc.title, doc.abstract, *doc.mesh])
+    return "text:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def live_studies(engine: Engine) -> dict[int, tuple[str, str]]:
+    """Every live (not deleted) study: id -> (PMID, fingerprint), in id order."""
+    result: dict[int, tuple[str, str]] = {}
+    unhashed: list[int] = []
+    with read_session(engine) as session:
+        rows = session.exec(select(Study.id, Study.pmid, Study.record_sha256)
+                            .where(col(Study.deleted).is_(False))
+                            .order_by(col(Study.id))).all()
+        for sid, pmid, sha in rows:
+            assert sid is not None
+            result[sid] = (pmid, sha or "")
+            if not sha:
+                unhashed.append(sid)
+    for doc in _documents(engine, unhashed):
+        sid = int(doc.doc_id)
+        result[sid] = (result[sid][0], _content_sha(doc))
+    return result
+
+
+def _documents(engine: Engine, ids: Sequence[int]) -> list[Document]:
+    """The ranker documents of these studies, in the order of ``ids``."""
+    found: dict[int, Document] = {}
+    with read_session(engine) as session:
+        for chunk in _chunks(list(ids)):
+            rows = session.exec(select(Study.id, Study.title, Study.abstract, Study.mesh)
+                                .where(col(Study.id).in_(chunk))).all()
+            for sid, title, abstract, mesh in rows:
+                assert sid is not None
+                found[sid] = document_of(sid, title, abstract, mesh)
+    return [found[i] for i in ids]
+
+
+def _database(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def _generation(path: Path) -> Path | None:
+    try:
+        name = (path / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    folder = path / name
+    return folder if (folder / MANIFEST).is_file() else None
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    folder = _generation(path)
+    if folder is None:
+        return None
+    manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    return manifest
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+@contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    """One writer at a time per index directory (a second waits for the first)."""
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write(path: Path, ranker: Ranker, manifest: dict[str, Any]) -> Path:
+    """Write a new generation and make it current; remove the older ones."""
+    path.mkdir(parents=True, exist_ok=True)
+    name = f"gen-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}"
+    folder = path / name
+    ranker.save(folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    pointer = path / f".{CURRENT}.{os.getpid()}"
+    pointer.write_text(name, encoding="utf-8")
+    os.replace(pointer, path / CURRENT)
+    # Open memory maps of an older generation stay valid after its files are unlinked.
+    for old in path.glob("gen-*"):
+        if old.name != name and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def _manifest(
+    engine: Engine, studies: dict[int, tuple[str, str]], config: RankerConfig,
+    built_at: str | None = None,
+) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"format": FORMAT, "config": asdict(config), "database": _database(engine),
+            "built_at": built_at or now, "updated_at": now,
+            "studies": {str(sid): list(v) for sid, v in studies.items()}}
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+def _diff(
+    indexed: dict[str, list[str]], live: dict[int, tuple[str, str]]
+) -> tuple[list[int], list[int], list[int]]:
+    new = [sid for sid in live if str(sid) not in indexed]
+    changed = [sid for sid, (_, fp) in live.items()
+               if str(sid) in indexed and indexed[str(sid)][1] != fp]
+    deleted = sorted(int(s) for s in indexed if int(s) not in live)
+    return new, changed, deleted
+
+
+def _compatible(manifest: dict[str, Any] | None, engine: Engine, config: RankerConfig,
+                ) -> str | None:
+    """Why this manifest cannot be updated (only rebuilt), or None."""
+    if manifest is None:
+        return "no index"
+    if manifest.get("format") != FORMAT:
+        return f"index format {manifest.get('format')}, expected {FORMAT}"
+    if manifest.get("config") != asdict(config):
+        return "built with another ranker configuration"
+    if manifest.get("database") != _database(engine):
+        return f"built from another database ({manifest.get('database')})"
+    return None
+
+
+def status(engine: Engine, path: Path, *, config: RankerConfig | None = None) -> IndexStatus:
+    """Compare the index on disk with the database's live studies.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    path
+        The index directory (``INDEX_DIR``).
+    config
+        The ranker configuration expected (default: the tuned one).
+
+    Returns
+    -------
+    IndexStatus
+        ``current`` is true when the index exists, was built from this database with this
+        configuration, and no study is new, changed or deleted since.
+    """
+    config = config or RankerConfig()
+    manifest = _read_manifest(path)
+    live = live_studies(engine)
+    if manifest is None:
+        return IndexStatus(path=str(path), exists=False, current=False,
+                           reason="no index: run `substantiate index build`", live=len(live),
+                           new=len(live))
+    folder = _generation(path)
+    assert folder is not None
+    indexed = manifest["studies"]
+    new, changed, deleted = _diff(indexed, live)
+    problem = _compatible(manifest, engine, config)
+    stale = bool(new or changed or deleted)
+    reason = problem or (f"{len(new)} new, {len(changed)} changed, {len(deleted)} deleted "
+                         "studies since the index was written" if stale else "current")
+    return IndexStatus(path=str(path), exists=True, current=problem is None and not stale,
+                       reason=reason, indexed=len(indexed), live=len(live), new=len(new),
+                       changed=len(changed), deleted=len(deleted),
+                       built_at=manifest.get("built_at"), updated_at=manifest.get("updated_at"),
+                       size_bytes=_size(folder))
+
+
+def build(
+    engine: Engine, path: Path, *, config: RankerConfig | None = None,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Build the index over every live study and make it current.
+
+    Writers of one index directory take turns (a file lock); readers never wait.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    path
+        The index directory (created if missing).
+    config
+        Ranker configuration (default: the tuned one).
+    progress
+        Called as ``progress("studies", done, total)`` while the documents are read.
+
+    Returns
+    -------
+    IndexReport
+    """
+    with _writer_lock(path):
+        return _build(engine, path, config or RankerConfig(), progress)
+
+
+def _build(
+    engine: Engine, path: Path, config: RankerConfig, progress: Progress | None
+) -> IndexReport:
+    t0 = time.perf_counter()
+    live = live_studies(engine)
+    ids = list(live)
+    docs: list[Document] = []
+    for chunk in _chunks(ids):
+        docs.extend(_documents(engine, chunk))
+        if progress:
+            progress("studies", len(docs), len(ids))
+    ranker = Ranker(docs, config)
+    folder = _write(path, ranker, _manifest(engine, live, config))
+    return IndexReport(action="built", path=str(path), studies=len(ids), new=len(ids),
+                       seconds=round(time.perf_counter() - t0, 3), size_bytes=_size(folder))
+
+
+def update(
+    engine: Engine, path: Path, *, config: RankerConfig | None = None,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Bring the index up to date with the database, analysing only what changed.
+
+    New and changed studies are analysed; deleted ones dropped; the unchanged ones'
+    stored term counts are re-weighted. The result equals a fresh :func:`build`. With no
+    index yet, or one built from another database, format or configuration, it builds.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    path
+        The index directory.
+    config
+        Ranker configuration (default: the tuned one).
+    progress
+        Passed to :func:`build` when a full build is needed.
+
+    Returns
+    -------
+    IndexReport
+        ``action`` is "built", "updated" or "unchanged".
+    """
+    with _writer_lock(path):
+        return _update(engine, path, config or RankerConfig(), progress)
+
+
+def _update(
+    engine: Engine, path: Path, config: RankerConfig, progress: Progress | None
+) -> IndexReport:
+    t0 = time.perf_counter()
+    manifest = _read_manifest(path)
+    problem = _compatible(manifest, engine, config)
+    if problem is not None or manifest is None:
+        report = _build(engine, path, config, progress)
+        report.reason = problem or ""
+        return report
+    live = live_studies(engine)
+    new, changed, deleted = _diff(manifest["studies"], live)
+    folder = _generation(path)
+    assert folder is not None
+    if not (new or changed or deleted):
+        return IndexReport(action="unchanged", path=str(path), studies=len(live),
+                           size_bytes=_size(folder))
+    if not live:
+        return _build(engine, path, config, progress)
+    old = Ranker.load(folder, mmap=True)
+    added = _documents(engine, sorted(new + changed))
+    ranker = old.with_changes(added, remove=[str(s) for s in deleted],
+                              order=[str(s) for s in live])
+    written = _write(path, ranker, _manifest(engine, live, config, manifest.get("built_at")))
+    return IndexReport(action="updated", path=str(path), studies=len(live), new=len(new),
+                       changed=len(changed), deleted=len(deleted),
+                       seconds=round(time.perf_counter() - t0, 3), size_bytes=_size(written))
+
+
+def load(path: Path) -> tuple[Ranker, frozenset[int]] | None:
+    """The current index (memory-mapped) and the study ids it covers, or None."""
+    folder = _generation(path)
+    if folder is None:
+        return None
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    return Ranker.load(folder, mmap=True), frozenset(int(s) for s in manifest["studies"])
+
+
+def ranker_for_link(engine: Engine, path: Path) -> LinkRanker:
+    """The ranker ``link`` should use: the persisted index, brought up to date first.
+
+    A current index is loaded as it is; a missing or stale one is built or updated, then
+    loaded. If the index directory cannot be written, the ranker is built in memory (the
+    same ranking) and the message says why.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    path
+        The index directory (``INDEX_DIR``).
+
+    Returns
+    -------
+    LinkRanker
+        The ranker (None when there is no live study), the study ids it covers, and a
+        one-line message for the operator.
+    """
+    state = status(engine, path)
+    report: IndexReport | None = None
+    if state.live == 0:
+        return LinkRanker(None, frozenset(), "no live studies: nothing to rank")
+    try:
+        if not state.current:
+            report = update(engine, path)
+        loaded = load(path)
+    except OSError as e:
+        live = live_studies(engine)
+        ranker = Ranker(_documents(engine, list(live)))
+        return LinkRanker(ranker, frozenset(live), f"ranking index at {path} not usable "
+                          f"({e.__class__.__name__}: {e}); ranked in memory instead")
+    assert loaded is not None
+    ranker, ids = loaded
+    if report is None:
+        message = f"ranking index at {path} is current ({len(ids)} studies)"
+    else:
+        message = (f"ranking index at {path} {report.action} ({report.new} new, "
+                   f"{report.changed} changed, {report.deleted} deleted; "
+                   f"{report.studies} studies, {report.seconds:.1f} s)")
+    return LinkRanker(ranker, ids, message, persisted=True, report=report)
