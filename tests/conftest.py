@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
 from evidence import config, db
+from tests.fake_eutils import FakeEutils
 
 pytest_plugins = ["tests.fixtures_eutils"]
 
@@ -89,6 +90,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch,
+             fake_eutils: FakeEutils) -> Iterator[Engine]:
+    """The configured database built by the migrations (as the CLI finds it), both
+    backends; E-utilities pointed at the fake server."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
+    monkeypatch.setenv("NCBI_MAX_WAIT", "5")
+    config.reset_settings()
+    engine = db.get_engine()
+    db.upgrade(engine)
+    yield engine
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ claim without a canonical group), the cases that used to print ``NaN``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import typer
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from evidence import config, db, export
+from evidence import export
 from evidence.models import Citation, Study
 from substantiate import cli
 from tests._cli import run_cli as _run
@@ -36,18 +35,6 @@ def strict_loads(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-
-@pytest.fixture
-def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch,
-             fake_eutils: FakeEutils) -> Iterator[Engine]:
-    """The configured database (migrations), E-utilities pointed at the fake server."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
-    monkeypatch.setenv("NCBI_MAX_WAIT", "5")
-    config.reset_settings()
-    engine = db.get_engine()
-    db.upgrade(engine)
-    yield engine
 
 
 def _json_commands() -> set[tuple[str, ...]]:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from evidence import audit, config, db, queries, report, review, surveillance
+from evidence import audit, queries, report, review, surveillance
 from evidence.db import session_scope
 from evidence.errors import NCBIUnavailable
 from evidence.match import build_pubmed_query
@@ -450,18 +450,6 @@ def test_surveillance_runs_are_recorded_for_the_dashboard(
     assert list(runs["claims_reopened"]) == [0, 1]
     assert list(runs["status"]) == ["ok", "ok"]
 
-
-@pytest.fixture
-def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch,
-             fake_eutils: FakeEutils) -> Engine:
-    """The configured database, built by the migrations; E-utilities: the fake server."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
-    monkeypatch.setenv("NCBI_MAX_WAIT", "5")
-    config.reset_settings()
-    engine = db.get_engine()
-    db.upgrade(engine)
-    return engine
 
 
 def test_cli_surveil_exit_codes_and_json(
