@@ -93,17 +93,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch,
-             fake_eutils: FakeEutils) -> Iterator[Engine]:
-    """The configured database built by the migrations (as the CLI finds it), both
-    backends; E-utilities pointed at the fake server."""
+def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The configured database (``DATABASE_URL``) built by the migrations, as the CLI finds
+    it (both backends)."""
     monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
-    monkeypatch.setenv("NCBI_MAX_WAIT", "5")
     config.reset_settings()
     engine = db.get_engine()
     db.upgrade(engine)
     yield engine
+
+
+@pytest.fixture
+def migrated_eutils(migrated: Engine, monkeypatch: pytest.MonkeyPatch,
+                    fake_eutils: FakeEutils) -> Engine:
+    """``migrated``, with the E-utilities pointed at the fake server."""
+    monkeypatch.setenv("EUTILS_BASE_URL", fake_eutils.url)
+    monkeypatch.setenv("NCBI_MAX_WAIT", "5")
+    config.reset_settings()
+    return migrated
 
 
 @pytest.fixture

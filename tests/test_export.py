@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from evidence import audit, config, db, export
+from evidence import audit, db, export
 from evidence.errors import InputError, PermissionDenied
 from evidence.models import AppUser, AuditEvent, Citation
 from substantiate import cli
@@ -39,15 +38,6 @@ OLD = datetime(2020, 1, 1, tzinfo=UTC)
 NASTY = ["=HYPERLINK(\"http://evil.example\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
          "\tindented", "\rreturn"]
 
-
-@pytest.fixture
-def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The configured database (``DATABASE_URL``), schema made by the migrations."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    config.reset_settings()
-    engine = db.get_engine()
-    db.upgrade(engine)
-    yield engine
 
 
 @pytest.fixture

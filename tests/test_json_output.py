@@ -52,10 +52,10 @@ def _json_commands() -> set[tuple[str, ...]]:
 
 
 def test_every_json_output_is_strict_json(
-    migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    migrated_eutils: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with Session(migrated, expire_on_commit=False) as s:
+    with Session(migrated_eutils, expire_on_commit=False) as s:
         claim = make_claim(s)  # no canonical group, no suggested certainty
         s.add(Citation(article_id=claim.article_id, raw="see our clinic", kind="web",
                        identifier="https://clinic.example/", status="pending"))
@@ -133,7 +133,7 @@ def test_jsonable_makes_missing_values_null_and_times_iso() -> None:
 
 
 def test_ingest_pubmed_takes_lists_files_and_stdin(
-    migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    migrated_eutils: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
     listing = tmp_path / "pmids.txt"
@@ -147,7 +147,7 @@ def test_ingest_pubmed_takes_lists_files_and_stdin(
                              "--json", stdin="90000037,90000038\n")
     assert code == 0, err
     assert strict_loads(stdout)["requested"] == 2
-    with Session(migrated) as s:
+    with Session(migrated_eutils) as s:
         stored = set(s.exec(select(Study.pmid)).all())
     assert {str(p) for p in range(90000031, 90000039)} <= stored
 
@@ -159,7 +159,7 @@ def test_ingest_pubmed_takes_lists_files_and_stdin(
     (["--pmid", ","], "error: --pmid / --pmids-from gave no PMIDs"),
 ])
 def test_bad_pmid_lists_get_one_line_and_fetch_nothing(
-    migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    migrated_eutils: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], fake_eutils: FakeEutils, args: list[str],
     message: str
 ) -> None:
@@ -171,5 +171,5 @@ def test_bad_pmid_lists_get_one_line_and_fetch_nothing(
     assert code == 1 and stdout == ""
     assert err.startswith(message) and len(err.strip().splitlines()) == 1
     assert fake_eutils.requests == []
-    with Session(migrated) as s:
+    with Session(migrated_eutils) as s:
         assert s.exec(select(Study)).all() == []

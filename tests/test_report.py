@@ -222,15 +222,6 @@ def test_report_keeps_independent_review_blind(engine: Engine) -> None:
 
 
 
-@pytest.fixture
-def migrated(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """A database made by the migrations, as the CLI makes it (both backends)."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    config.reset_settings()
-    eng = db.get_engine()
-    db.upgrade(eng)
-    return eng
-
 
 def test_cli_writes_the_report_and_audits_it(migrated: Engine, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str],

@@ -453,10 +453,10 @@ def test_surveillance_runs_are_recorded_for_the_dashboard(
 
 
 def test_cli_surveil_exit_codes_and_json(
-    migrated: Engine, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch,
+    migrated_eutils: Engine, fake_eutils: FakeEutils, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
-    engine = migrated
+    engine = migrated_eutils
     serve(fake_eutils, "90000491")
     claim_id, _, _ = decide(engine, fake_eutils, ["90000491"])
     code, out, err = run_cli(monkeypatch, capsys, "surveil", "--no-discover", "--json")
