@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from evidence import crud, surveillance
@@ -145,6 +145,11 @@ class _Fetched:
     deleted: list[str] = field(default_factory=list)
     added: list[tuple[RawResponse, list[PubmedRecord]]] = field(default_factory=list)
     found: dict[int, list[str]] = field(default_factory=dict)
+
+
+def linked_count(session: Session) -> int:
+    """How many studies are linked to a claim (what a run re-checks)."""
+    return int(session.exec(select(func.count(func.distinct(EvidenceLink.study_id)))).one())
 
 
 def linked_studies(session: Session) -> list[tuple[str, int, dict[str, Any]]]:

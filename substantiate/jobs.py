@@ -488,7 +488,7 @@ def surveil(
     ``error`` with nothing applied, and is raised.
     """
     with db.read_session(engine) as session:
-        n = len(surveil_mod.linked_studies(session))
+        n = surveil_mod.linked_count(session)
     advance = _stage(progress, "linked studies", n)
     report = SurveilReport()
     with crud.ingest_run(engine, kind=surveil_mod.KIND, actor=actor,
