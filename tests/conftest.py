@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from evidence import config, db
@@ -55,8 +59,56 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
 
 def _pg_schema_url(schema: str) -> str:
+    """The URL of ``schema``; its connections carry the schema's name as their
+    application name, so a teardown can find any left open."""
     sep = "&" if "?" in PG_ADMIN_URL else "?"
-    return f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
+    return f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+
+
+def _drop_schema(admin: Engine, schema: str) -> None:
+    """Drop a test's schema without ever waiting forever on a connection left open.
+
+    A session a test never closed can sit idle in a transaction, holding locks that
+    ``DROP SCHEMA`` waits for (PostgreSQL has no lock timeout by default), and in the
+    same process nothing would ever release them. So: collect unreachable sessions, close
+    this test's pooled connections, and drop with a lock timeout; connections of the
+    schema still open after that are terminated, with a warning that names them.
+    """
+    gc.collect()  # unclosed sessions in reference cycles give their connections back
+    for eng in list(db._engines.values()):
+        eng.dispose()
+    for attempt in range(3):
+        try:
+            with admin.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            return
+        except OperationalError:
+            if attempt == 2:
+                raise
+        with admin.begin() as conn:
+            stuck = conn.execute(text(
+                "SELECT pid, state, left(query, 120), pg_terminate_backend(pid) "
+                "FROM pg_stat_activity WHERE application_name = :name "
+                "AND pid <> pg_backend_pid()"), {"name": schema}).all()
+        warnings.warn(f"schema {schema}: terminated {len(stuck)} connection(s) left open "
+                      f"by the test: {[tuple(r[:3]) for r in stuck]}", stacklevel=1)
+
+
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema's URL, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield _pg_schema_url(schema)
+        finally:
+            _drop_schema(admin, schema)
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture
@@ -66,16 +118,8 @@ def pg_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(_PG_REASON)
         pytest.skip(_PG_REASON)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from evidence import audit, config, db
@@ -24,7 +23,7 @@ from ingest import medline
 from ingest.pubmed_xml import PubmedRecord, iter_pubmed
 from substantiate import jobs
 from tests._cli import run_cli
-from tests.conftest import PG_ADMIN_URL, _pg_schema_url
+from tests.conftest import pg_schema
 from tests.pubmed_records import article_set, article_xml
 
 FIRST = 90_070_000
@@ -73,19 +72,13 @@ def twin(db_url: str, tmp_path: Path) -> Iterator[Engine]:
         yield eng
         eng.dispose()
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = db.make_engine(_pg_schema_url(schema))
-    db.create_all(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema() as url:
+        eng = db.make_engine(url)
+        db.create_all(eng)
+        try:
+            yield eng
+        finally:
+            eng.dispose()
 
 
 def _content(engine: Engine, *, drop: tuple[str, ...] = ()
