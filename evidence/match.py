@@ -329,6 +329,8 @@ class _Token(NamedTuple):
 
 def _prepare(text: str) -> str:
     """Normalise text without changing its length, so offsets stay valid."""
+    if text.isascii():
+        return text  # nothing below changes ASCII text
     # NFKC may change lengths (ligatures, fractions): normalise per character and keep
     # the result only where it is one character long.
     chars = []
@@ -359,8 +361,10 @@ def _lookup_expansion(surface: str, folded: str) -> str | None:
     return _ABBREVIATIONS_FOLDED.get(folded) or _SYNONYMS.get(folded)
 
 
+@lru_cache(maxsize=1 << 18)
 def _word_terms(surface: str, *, expand: bool) -> tuple[str, ...]:
-    """Index terms for one token (possibly hyphenated) as written in the text."""
+    """Index terms for one token (possibly hyphenated) as written in the text (cached:
+    words repeat, and a corpus's analysis is mostly this)."""
     if _ACRONYM_PLURAL_RE.fullmatch(surface):
         surface = surface[:-1]  # SSRIs, CPCs, iPSCs: acronyms take a bare "s"
     lowered = _spell_greek(surface)
@@ -503,23 +507,37 @@ class RankerConfig:
 _Query = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 _SUBWORD_N = 4
 
+NEIGHBOURS_EXACT_LIMIT = 50_000
+"""Collections up to this size compare every pair of documents for their neighbours."""
+NEIGHBOUR_TERMS = 12
+"""Beyond :data:`NEIGHBOURS_EXACT_LIMIT`: terms per document that propose neighbours."""
+NEIGHBOUR_MAX_DF = 1_000
+"""Beyond :data:`NEIGHBOURS_EXACT_LIMIT`: a term in more documents proposes none."""
+NEIGHBOUR_CANDIDATES = 40
+"""Beyond :data:`NEIGHBOURS_EXACT_LIMIT`: candidates per document scored in full."""
+
 
 def _subword_terms(text: str) -> list[str]:
     """Character 4-grams of each non-stopword word, with word-boundary marks."""
     grams: list[str] = []
     for match in _TOKEN_RE.finditer(_prepare(text)):
-        word = _spell_greek(match.group(0)).replace("-", "")
-        if word in _STOPWORDS:
-            continue
-        for old, new in _SPELLING:
-            if old in word:
-                word = word.replace(old, new)
-        marked = f"#{word}#"
-        if len(marked) <= _SUBWORD_N:
-            grams.append(marked)
-        else:
-            grams.extend(marked[i : i + _SUBWORD_N] for i in range(len(marked) - _SUBWORD_N + 1))
+        grams.extend(_word_grams(match.group(0)))
     return grams
+
+
+@lru_cache(maxsize=1 << 18)
+def _word_grams(surface: str) -> tuple[str, ...]:
+    """One word's character 4-grams (cached, as :func:`_word_terms`)."""
+    word = _spell_greek(surface).replace("-", "")
+    if word in _STOPWORDS:
+        return ()
+    for old, new in _SPELLING:
+        if old in word:
+            word = word.replace(old, new)
+    marked = f"#{word}#"
+    if len(marked) <= _SUBWORD_N:
+        return (marked,)
+    return tuple(marked[i : i + _SUBWORD_N] for i in range(len(marked) - _SUBWORD_N + 1))
 
 
 class _Terms:
@@ -729,8 +747,17 @@ class _Index:
         return cls(_Terms(a["vocab_blob"], a["vocab_offsets"]), a["data"], a["indices"],
                    a["indptr"], n_docs, by_doc=(a["doc_order"], a["doc_starts"], a["doc_terms"]))
 
-    def neighbours(self, k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def neighbours(
+        self, k: int, *, exact_limit: int = NEIGHBOURS_EXACT_LIMIT,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Each document's ``k`` most similar documents (cosine of BM25 term weights).
+
+        Up to ``exact_limit`` documents, every pair is compared. Beyond, that would grow
+        with the square of the collection, so candidates come from each document's
+        :data:`NEIGHBOUR_TERMS` highest-weighted terms among those in at most
+        :data:`NEIGHBOUR_MAX_DF` documents (a pair sharing none of them is not compared),
+        and the best :data:`NEIGHBOUR_CANDIDATES` candidates by that partial similarity
+        are scored by their full cosine.
 
         Returns the neighbours' indices and their similarities normalised to sum to 1 per
         document (all 0 for a document that shares no term with any other), both of shape
@@ -748,25 +775,95 @@ class _Index:
         matrix = scipy.sparse.csr_matrix(
             scipy.sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ matrix
         )
-        transposed = matrix.T.tocsc()
-        index = np.zeros((n, k), dtype=np.int64)
-        weight = np.zeros((n, k), dtype=np.float32)
-        block = max(1, 2**23 // n)  # rows per block, to bound the dense similarity block
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            sims = np.asarray((matrix[start:stop] @ transposed).toarray())
-            rows = np.arange(stop - start)
-            sims[rows, rows + start] = -1.0  # a document is not its own neighbour
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            # Sorted by similarity, then index, so the result does not depend on the
-            # partition's order.
-            top_sims = np.take_along_axis(sims, top, axis=1)
-            order = np.lexsort((top, -top_sims), axis=1)
-            index[start:stop] = np.take_along_axis(top, order, axis=1)
-            weight[start:stop] = np.maximum(np.take_along_axis(top_sims, order, axis=1), 0)
+        if n <= exact_limit:
+            index, weight = _exact_neighbours(matrix, k)
+        else:
+            index, weight = _pruned_neighbours(matrix, k, np.diff(self.indptr))
         totals = weight.sum(axis=1, keepdims=True)
         weight = np.divide(weight, totals, out=np.zeros_like(weight), where=totals > 0)
         return index, weight
+
+
+def _top_k(sims: npt.NDArray[np.float64], k: int
+           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Per row of a dense block, the ``k`` best columns: by similarity, then column."""
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    # Sorted by similarity, then index, so the result does not depend on the partition's
+    # order.
+    order = np.lexsort((top, -top_sims), axis=1)
+    return (np.take_along_axis(top, order, axis=1),
+            np.maximum(np.take_along_axis(top_sims, order, axis=1), 0).astype(np.float32))
+
+
+def _exact_neighbours(matrix: scipy.sparse.csr_matrix, k: int
+                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    n = matrix.shape[0]
+    transposed = matrix.T.tocsc()
+    index = np.zeros((n, k), dtype=np.int64)
+    weight = np.zeros((n, k), dtype=np.float32)
+    block = max(1, 2**23 // n)  # rows per block, to bound the dense similarity block
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        sims = np.asarray((matrix[start:stop] @ transposed).toarray())
+        rows = np.arange(stop - start)
+        sims[rows, rows + start] = -1.0  # a document is not its own neighbour
+        index[start:stop], weight[start:stop] = _top_k(sims, k)
+    return index, weight
+
+
+def _pruned_neighbours(matrix: scipy.sparse.csr_matrix, k: int,
+                       df: npt.NDArray[np.int64],
+                       ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    n = matrix.shape[0]
+    # Each document's proposing terms: its highest-weighted ones that are rare enough.
+    rare = (df <= NEIGHBOUR_MAX_DF)[matrix.indices]
+    row_of = np.repeat(np.arange(n), np.diff(matrix.indptr))
+    order = np.lexsort((-matrix.data, ~rare, row_of))  # by row; rare first; heaviest first
+    keep = np.zeros(len(order), dtype=bool)
+    keep[_first_per_row(order, row_of, n, NEIGHBOUR_TERMS)] = True
+    keep &= rare
+    kept_before = np.concatenate(([0], np.cumsum(keep)))
+    pruned = scipy.sparse.csr_matrix(
+        (matrix.data[keep], matrix.indices[keep], kept_before[matrix.indptr]),
+        shape=matrix.shape)
+    proposer = pruned.T.tocsr()
+    c = NEIGHBOUR_CANDIDATES
+    index = np.zeros((n, k), dtype=np.int64)
+    weight = np.zeros((n, k), dtype=np.float32)
+    block = 2_000
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        partial = scipy.sparse.csr_matrix(pruned[start:stop] @ proposer)
+        rows = np.repeat(np.arange(stop - start), np.diff(partial.indptr))
+        other = partial.indices != rows + start  # a document is not its own neighbour
+        rows, cols, sims = rows[other], partial.indices[other], partial.data[other]
+        # The best c candidates of each row, by partial similarity, then column.
+        chosen = _first_per_row(np.lexsort((cols, -sims, rows)), rows, stop - start, c)
+        cand_rows, cand_cols = rows[chosen], cols[chosen]
+        # Their full cosine decides the best k (by similarity, then column).
+        full = np.asarray(
+            matrix[cand_rows + start].multiply(matrix[cand_cols]).sum(axis=1)).ravel()
+        best = np.lexsort((cand_cols, -full, cand_rows))
+        slot = _slots(cand_rows[best], stop - start)
+        take = best[slot < k]
+        index[start + cand_rows[take], slot[slot < k]] = cand_cols[take]
+        weight[start + cand_rows[take], slot[slot < k]] = np.maximum(full[take], 0)
+    return index, weight
+
+
+def _slots(sorted_rows: npt.NDArray[np.int64], n_rows: int) -> npt.NDArray[np.int64]:
+    """Each entry's position within its row, for entries sorted by row."""
+    counts = np.bincount(sorted_rows, minlength=n_rows)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    slots: npt.NDArray[np.int64] = np.arange(len(sorted_rows)) - np.repeat(starts, counts)
+    return slots
+
+
+def _first_per_row(order: npt.NDArray[np.int64], rows: npt.NDArray[np.int64], n_rows: int,
+                   limit: int) -> npt.NDArray[np.int64]:
+    """The first ``limit`` entries of each row of ``order`` (which is sorted by row)."""
+    return order[_slots(rows[order], n_rows) < limit]
 
 
 def _merge_counts(

@@ -622,3 +622,22 @@ def test_ranker_with_changes_ranks_as_a_fresh_build(tmp_path: Path, loaded: bool
 def test_ranker_with_changes_checks_the_order(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="order must list"):
         Ranker(CORPUS).with_changes([MORE[0]], order=[KETAMINE_RCT.doc_id])
+
+
+def test_pruned_neighbours_of_a_large_collection_agree_with_all_pairs() -> None:
+    # Beyond NEIGHBOURS_EXACT_LIMIT, neighbours come from rare, heavy terms instead of all
+    # pairs (which grow with the square of the collection); on SciFact the two mostly agree.
+    docs = load_corpus(shared_path("datasets", "scifact") / "corpus.jsonl")[:2000]
+    words = Ranker(docs, RankerConfig(neighbours=0))._words
+    exact_index, exact_weight = words.neighbours(5)
+    index, weight = words.neighbours(5, exact_limit=0)
+    assert index.shape == exact_index.shape == (2000, 5)
+    rows = np.arange(2000)[:, None]
+    assert not np.any((index == rows) & (weight > 0))  # never its own neighbour
+    sums = weight.sum(axis=1)
+    assert np.allclose(sums[sums > 0], 1.0)
+    assert (sums > 0).mean() > 0.95
+    # The nearest neighbour is the all-pairs one for most documents, and the five overlap.
+    assert (index[:, 0] == exact_index[:, 0]).mean() > 0.8
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(index, exact_index)])
+    assert overlap > 0.6
