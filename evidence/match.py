@@ -474,6 +474,10 @@ class RankerConfig:
         Weight of a second BM25 index over character 4-grams of words, added to the word
         score; it matches word variants the stemmer misses (``neuroprogenitor`` /
         ``progenitors``). 0 turns it off.
+    subword_limit : int
+        Collections of more documents get no subword index: it holds about five times the
+        word index's entries (memory while building, disk) and adds little at that size
+        (SciFact train nDCG@10: 0.7206 with it, 0.7140 without).
     prf_docs : int
         Feedback documents for pseudo-relevance feedback; 0 turns feedback off.
     prf_terms : int
@@ -497,11 +501,16 @@ class RankerConfig:
     title_weight: int = 3
     mesh_weight: int = 1
     subword_weight: float = 0.15
+    subword_limit: int = 200_000
     prf_docs: int = 1
     prf_terms: int = 30
     prf_weight: float = 0.3
     neighbours: int = 5
     neighbour_weight: float = 0.4
+
+    def has_subwords(self, n_docs: int) -> bool:
+        """Whether a ranker over ``n_docs`` documents has a subword index."""
+        return self.subword_weight > 0 and n_docs <= self.subword_limit
 
 
 _Query = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
@@ -917,7 +926,7 @@ class Ranker:
             raise ValueError("document identifiers must be unique")
         words = _Index.build((self._fields(d, tokenize) for d in docs), self.config)
         subwords = None
-        if self.config.subword_weight > 0:
+        if self.config.has_subwords(len(docs)):
             subwords = _Index.build((self._fields(d, _subword_terms) for d in docs), self.config)
         self._assemble(doc_ids, words, subwords)
 
@@ -1041,7 +1050,8 @@ class Ranker:
         ------
         ValueError
             If ``order`` does not list exactly the kept and added documents, or two added
-            documents share an identifier.
+            documents share an identifier, or the result needs a subword index this ranker
+            does not have (it shrank below ``subword_limit``: build a new ranker).
         """
         new = list(documents)
         new_ids = [d.doc_id for d in new]
@@ -1053,6 +1063,8 @@ class Ranker:
         final = list(order) if order is not None else kept + new_ids
         if sorted(final) != sorted(kept + new_ids):
             raise ValueError("order must list each kept and added document exactly once")
+        if self._subwords is None and self.config.has_subwords(len(final)):
+            raise ValueError("the result needs a subword index: build a new ranker")
         # Rows of the combined matrix: kept old rows first, then the new documents.
         row = {doc_id: i for i, doc_id in enumerate(kept + new_ids)}
         permutation = np.fromiter((row[d] for d in final), dtype=np.int64, count=len(final))
@@ -1060,7 +1072,8 @@ class Ranker:
         indexes: dict[str, _Index] = {}
         for name, analyse in (("words", tokenize), ("subwords", _subword_terms)):
             old = self._words if name == "words" else self._subwords
-            if old is None:
+            if old is None or (name == "subwords"
+                               and not self.config.has_subwords(len(final))):
                 continue
             counts = old.counts
             if counts is None:
@@ -1079,6 +1092,11 @@ class Ranker:
 
     def __len__(self) -> int:
         return len(self.doc_ids)
+
+    @property
+    def has_subword_index(self) -> bool:
+        """Whether this ranker has a subword index (see ``RankerConfig.subword_limit``)."""
+        return self._subwords is not None
 
     def _fields(self, doc: Document, analyse: Callable[[str], list[str]]) -> list[str]:
         terms = analyse(doc.title) * self.config.title_weight + analyse(doc.abstract)

@@ -395,6 +395,12 @@ def _update(
     if not live:
         return _build(engine, path, config, progress)
     old = Ranker.load(folder, mmap=True)
+    if old.has_subword_index != config.has_subwords(len(live)):
+        # The collection crossed ``subword_limit``: a new ranker has (or lacks) the
+        # subword index, which an update cannot add.
+        report = _build(engine, path, config, progress)
+        report.reason = f"the collection crossed {config.subword_limit} studies"
+        return report
     added = _documents(engine, sorted(new + changed))
     ranker = old.with_changes(added, remove=[str(s) for s in deleted],
                               order=[str(s) for s in live])

@@ -641,3 +641,19 @@ def test_pruned_neighbours_of_a_large_collection_agree_with_all_pairs() -> None:
     assert (index[:, 0] == exact_index[:, 0]).mean() > 0.8
     overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(index, exact_index)])
     assert overlap > 0.6
+
+
+def test_subword_index_only_up_to_subword_limit_and_updates_follow_it() -> None:
+    docs = [Document(str(i), f"Ketamine infusion study {i}", f"Neuroprogenitor cells {i}.")
+            for i in range(4)]
+    small = RankerConfig(subword_limit=3)
+    assert Ranker(docs[:3], small).has_subword_index
+    assert not Ranker(docs, small).has_subword_index
+    # Growing past the limit drops the subword index: ranks as a new ranker would.
+    grown = Ranker(docs[:3], small).with_changes([docs[3]])
+    assert not grown.has_subword_index
+    query = "progenitors ketamine"
+    assert grown.search(query) == Ranker(docs, small).search(query)
+    # Shrinking below it needs the index back, which only a new ranker can build.
+    with pytest.raises(ValueError, match="build a new ranker"):
+        Ranker(docs, small).with_changes([], remove=["0", "1"])

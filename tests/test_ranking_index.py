@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from evidence import config, db, linking, ranking_index
-from evidence.match import Ranker
+from evidence.match import Ranker, RankerConfig
 from evidence.models import EvidenceLink, Study
 from substantiate import jobs
 from tests._cli import run_cli
@@ -105,6 +105,27 @@ def test_an_index_of_another_database_is_rebuilt(engine: Engine, tmp_path: Path)
     assert not state.current and state.reason.startswith("built from another database")
     report = ranking_index.update(engine, path)
     assert report.action == "built" and report.reason.startswith("built from another")
+
+
+def test_an_update_across_the_subword_limit_rebuilds(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "index"
+    config = RankerConfig(subword_limit=3)
+    _studies(engine)
+    ranking_index.build(engine, path, config=config)
+    with Session(engine) as s:
+        make_study(s, pmid="90000204", title="Esketamine nasal spray",
+                   abstract="Esketamine nasal spray reduced depressive symptoms.")
+        s.commit()
+    report = ranking_index.update(engine, path, config=config)
+    assert report.action == "built" and report.reason == "the collection crossed 3 studies"
+    loaded = ranking_index.load(path)
+    assert loaded is not None and not loaded[0].has_subword_index
+    with Session(engine) as s:
+        s.exec(select(Study).where(Study.pmid == "90000202")).one().deleted = True
+        s.commit()
+    assert ranking_index.update(engine, path, config=config).action == "built"
+    loaded = ranking_index.load(path)
+    assert loaded is not None and loaded[0].has_subword_index
 
 
 def _linked_setup(engine: Engine, tmp_path: Path) -> None:
