@@ -30,7 +30,7 @@ it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,15 +271,18 @@ def link_all(
                 discovered[cc.id] = {i for i in ids if i is not None}
                 summary.discovered_pmids += len(pmids)
 
+    # Studies are read when a claim needs them (candidates, citations, existing links,
+    # also those PubMed has since deleted), not all at once: a mirror holds millions.
+    studies = _StudyCache(engine)
     with read_session(engine) as session:
-        # Every study, for the links that stay on one PubMed has since deleted; only the
-        # others are candidates.
-        studies = {s.id: s for s in session.exec(select(Study)).all()}
-        live = {sid: s for sid, s in studies.items() if not s.deleted}
+        live: dict[int, str] = {
+            sid: pmid for sid, pmid in session.exec(
+                select(Study.id, Study.pmid).where(col(Study.deleted).is_(False))).all()
+            if sid is not None}
         articles = list(session.exec(select(Article).where(col(Article.is_current))
                                      .order_by(col(Article.id))).all())
         cited_by_article: dict[int, set[int]] = {}
-        pmid_to_id = {s.pmid: sid for sid, s in live.items() if sid is not None}
+        pmid_to_id = {pmid: sid for sid, pmid in live.items()}
         for c in session.exec(select(Citation).where(Citation.status == "resolved")).all():
             if c.pmid and c.pmid in pmid_to_id:
                 cited_by_article.setdefault(c.article_id, set()).add(pmid_to_id[c.pmid])
@@ -293,7 +296,7 @@ def link_all(
             summary.ranking += "; studies changed meanwhile: ranked in memory instead"
     if ranker is None and live:
         # In study id order, as the persisted index is, so ties break the same way.
-        ranker = Ranker([study_document(live[sid]) for sid in sorted(live)])  # type: ignore[type-var]
+        ranker = Ranker(ranking_index.documents(engine, sorted(live)))
         if not summary.ranking:
             summary.ranking = f"ranked {len(live)} studies in memory"
 
@@ -306,10 +309,40 @@ def link_all(
     return summary
 
 
+class _StudyCache(Mapping[int | None, Study]):
+    """Studies by id, read from the database on first use and kept (detached)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._rows: dict[int | None, Study] = {}
+
+    def prefetch(self, ids: Collection[int | None]) -> None:
+        """Read the studies of ``ids`` not read yet, in one query per 500."""
+        missing = sorted({i for i in ids if i is not None and i not in self._rows})
+        if not missing:
+            return
+        with read_session(self._engine) as session:
+            for start in range(0, len(missing), 500):  # SQLite's parameter limit
+                chunk = missing[start : start + 500]
+                for study in session.exec(select(Study).where(col(Study.id).in_(chunk))):
+                    self._rows[study.id] = study
+
+    def __getitem__(self, study_id: int | None) -> Study:
+        if study_id not in self._rows:
+            self.prefetch([study_id])
+        return self._rows[study_id]
+
+    def __iter__(self) -> Iterator[int | None]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 def _link_article(
     engine: Engine,
     article: Article,
-    studies: dict[int | None, Study],
+    studies: _StudyCache,
     ranker: Ranker | None,
     cited: set[int],
     discovered: dict[int, set[int]],
@@ -378,7 +411,7 @@ def _sync_links(
     claim: Claim,
     candidates: dict[int, dict[str, Any]],
     scores: dict[int, float],
-    studies: dict[int | None, Study],
+    studies: _StudyCache,
     cited_fits: dict[int, bool],
     summary: LinkSummary,
     *,
@@ -391,6 +424,7 @@ def _sync_links(
         select(EvidenceLink.id).join(Assessment, col(Assessment.link_id) == col(EvidenceLink.id))
         .where(EvidenceLink.claim_id == claim.id)).all())
     before = {str(sid): [ln.origin, round(ln.score, 4)] for sid, ln in existing.items()}
+    studies.prefetch([*candidates, *existing])
     judged = {sid: addresses(claim.text, studies[sid], context=context,
                              category=claim.category) for sid in candidates}
     # Fitting studies first, then weaker matches; by score within each.

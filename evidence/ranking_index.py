@@ -51,6 +51,7 @@ __all__ = [
     "IndexStatus",
     "LinkRanker",
     "build",
+    "documents",
     "ranker_for_link",
     "status",
     "update",
@@ -152,6 +153,13 @@ def live_studies(engine: Engine) -> dict[int, tuple[str, str]]:
         sid = int(doc.doc_id)
         result[sid] = (result[sid][0], _content_sha(doc))
     return result
+
+
+def documents(engine: Engine, ids: Sequence[int]) -> Iterator[Document]:
+    """The ranker documents of these studies, in the order of ``ids``, read 500 at a
+    time (never all the studies as ORM objects at once)."""
+    for chunk in _chunks(list(ids)):
+        yield from _documents(engine, chunk)
 
 
 def _documents(engine: Engine, ids: Sequence[int]) -> list[Document]:

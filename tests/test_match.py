@@ -639,7 +639,7 @@ def test_pruned_neighbours_of_a_large_collection_agree_with_all_pairs() -> None:
     assert (sums > 0).mean() > 0.95
     # The nearest neighbour is the all-pairs one for most documents, and the five overlap.
     assert (index[:, 0] == exact_index[:, 0]).mean() > 0.8
-    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(index, exact_index)])
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(index, exact_index, strict=True)])
     assert overlap > 0.6
 
 

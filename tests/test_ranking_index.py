@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
 from evidence import config, db, linking, ranking_index
@@ -170,6 +170,29 @@ def test_link_gives_the_same_links_with_and_without_the_index(
     after_index = _snapshot(engine)
     linking.link_all(engine)
     assert _snapshot(engine) == after_index
+
+
+def test_link_reads_only_the_studies_its_claims_need(engine: Engine, tmp_path: Path) -> None:
+    _linked_setup(engine, tmp_path)
+    with Session(engine) as s:  # 300 studies on another topic: never a candidate
+        for i in range(300):
+            make_study(s, pmid=str(90001000 + i), title=f"Statin trial {i}",
+                       abstract=f"Atorvastatin lowered LDL cholesterol in cohort {i}.")
+        s.commit()
+    path = tmp_path / "index"
+    ranking_index.build(engine, path)
+    loaded: list[int] = []
+
+    def count(target: Study, _context: object) -> None:
+        loaded.append(target.id or 0)
+
+    event.listen(Study, "load", count)
+    try:
+        summary = linking.link_all(engine, index_dir=path)
+    finally:
+        event.remove(Study, "load", count)
+    assert summary.links_created > 0
+    assert 0 < len(set(loaded)) <= 60, len(set(loaded))  # not the 307 studies
 
 
 def test_index_commands(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
