@@ -8,9 +8,10 @@ persisted ranking index is built from the database (``substantiate index build``
 resident memory is that stage's own.
 
 Reported: the index build's time (reading the studies included), size and peak memory;
-link's time per claim (p50 / p95, from one claim finished to the next: ranking, fit
-judgement and the database writes), its total time and its peak resident memory (which
-includes loading the memory-mapped index and the live studies' ids).
+link's time per claim (p50 / p95 / max, from one claim finished to the next: ranking, fit
+judgement and the database writes; the first claim apart, as ``first_claim_ms``, since it
+also checks that the index is current and opens it), its total time and its peak resident
+memory (which includes the memory-mapped index pages it touched and the live studies' ids).
 
     python -m benchmarks.scale_link --scifact ../shared/datasets/scifact --studies 100000
 """
@@ -96,12 +97,17 @@ def stage_link(url: str, folder: Path) -> dict[str, Any]:
                                on_claim=lambda _n: stamps.append(time.perf_counter()))
     total = time.perf_counter() - t0
     engine.dispose()
-    ms = np.diff(np.array([t0, *stamps])) * 1000
+    # The first claim's time includes checking the index is current and opening it.
+    first = (stamps[0] - t0) * 1000 if stamps else None
+    ms = np.diff(np.array(stamps)) * 1000
+
+    def pct(q: float) -> float | None:
+        return round(float(np.percentile(ms, q)), 1) if len(ms) else None
+
     return {"claims": len(stamps), "ranking": summary.ranking,
             "links_created": summary.links_created, "total_s": round(total, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
-            "p95_ms": round(float(np.percentile(ms, 95)), 1) if len(ms) else None,
-            "max_ms": round(float(ms.max()), 1) if len(ms) else None,
+            "first_claim_ms": round(first, 1) if first is not None else None,
+            "p50_ms": pct(50), "p95_ms": pct(95), "max_ms": pct(100),
             "peak_rss_mb": _peak_mb()}
 
 
