@@ -336,3 +336,19 @@ def test_semantic_without_the_extra_is_one_line_and_exit_2(
     with Session(migrated) as s:
         assert s.exec(select(EvidenceLink)).all() == []
         assert s.exec(select(IngestRun)).all() == []
+
+
+@needs_semantic
+def test_retrieval_benchmark_reuses_its_store(tmp_path: Path) -> None:
+    from benchmarks.retrieval import Claim, rank_claims
+
+    claims = [Claim("1", "Ketamine relieves depression within hours", frozenset({"a"}),
+                    frozenset())]
+    store = tmp_path / "store"
+    run, timing = rank_claims(claims, DOCS, semantic=True, store_dir=store)
+    assert timing["documents_embedded"] == 3 and run["1"][0][0] == "a"
+    again, timing = rank_claims(claims, DOCS, semantic=True, store_dir=store)
+    assert timing["documents_embedded"] == 0 and again == run
+    # Without --store: a temporary folder, gone afterwards.
+    _, timing = rank_claims(claims, DOCS, semantic=True)
+    assert timing["documents_embedded"] == 3
