@@ -275,7 +275,7 @@ def link_all(
     evidence.semantic.SemanticUnavailable
         With ``semantic``, if the extra is not installed (before anything is written).
     evidence.errors.EmbeddingStoreError
-        If a file of the embedding store is unreadable (before anything is written).
+        If a file of the embedding store is unreadable (before any link is written).
     """
     summary = LinkSummary()
     if semantic:
