@@ -57,3 +57,7 @@ class ParseError(SubstantiateError, ValueError):
 
 class DatabaseBusy(SubstantiateError, TimeoutError):
     """Another writer held the database's write lock for longer than ``DB_LOCK_WAIT``."""
+
+
+class EmbeddingStoreError(SubstantiateError, OSError):
+    """A file of the embedding store is corrupt, truncated or of another format."""

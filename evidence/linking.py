@@ -3,7 +3,9 @@
 For every claim of every current article revision:
 
 * ``cited`` — each study its article cites, scored against the claim;
-* ``local`` — the best studies in the whole database (BM25 over title + abstract + MeSH);
+* ``local`` — the best studies in the whole database (BM25 over title + abstract + MeSH;
+  with ``semantic``, BM25's candidates re-scored with sentence embeddings, see
+  ``evidence.semantic``, before the best ``LOCAL_K`` are kept);
 * ``pubmed`` — with discovery on, a PubMed query per canonical claim, its top results
   fetched, stored and ranked.
 
@@ -38,7 +40,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from evidence import audit, ranking_index, vocabulary
+from evidence import audit, embeddings, ranking_index, vocabulary
 from evidence.db import read_session, session_scope
 from evidence.grading import (
     CertaintySuggestion,
@@ -68,6 +70,7 @@ ORIGIN_ORDER = ("cited", "manual", "surveillance", "pubmed", "local")
 # Origins a reviewer or surveillance chose: a re-link keeps the link and its origin.
 KEPT_ORIGINS = ("manual", "surveillance")
 LOCAL_K = 5          # local candidates kept per claim
+CANDIDATES_K = 50    # BM25 results per claim from which the local ones are chosen
 MIN_MATCHED_TERMS = 2  # distinct matching words for a study to "address" a claim
 DISCOVER_K = 5       # PubMed results fetched per canonical claim
 
@@ -108,11 +111,14 @@ class LinkSummary:
     problems: list[str] = field(default_factory=list)
     articles: list[ArticleFit] = field(default_factory=list)
     ranking: str = ""  # how the local ranker was obtained (persisted index or in memory)
+    semantic: str = ""  # with semantic re-ranking: the embeddings used, and where from
+    studies_embedded: int = 0  # studies encoded this run (not found in the embedding store)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"links_created": self.links_created, "links_updated": self.links_updated,
                 "links_removed": self.links_removed, "ranking": self.ranking,
+                "semantic": self.semantic, "studies_embedded": self.studies_embedded,
                 "discovered_pmids": self.discovered_pmids, "problems": self.problems,
                 "articles": [a.as_dict() for a in self.articles]}
 
@@ -227,6 +233,8 @@ def link_all(
     local_k: int = LOCAL_K,
     on_claim: Callable[[int], None] | None = None,
     index_dir: Path | None = None,
+    semantic: bool = False,
+    embeddings_dir: Path | None = None,
 ) -> LinkSummary:
     """Link every current claim to evidence; flag citation fit; suggest certainty.
 
@@ -247,12 +255,33 @@ def link_all(
     index_dir
         The persisted ranking index (``evidence.ranking_index``) to rank with, built or
         updated first if it is missing or stale; None ranks in memory. Both rank alike.
+    semantic
+        Re-rank each claim's BM25 candidates by the hybrid score of
+        ``evidence.semantic.HybridReranker`` (BM25 and sentence-embedding cosine) before
+        the best ``local_k`` are kept; the links' scores are then hybrid scores. Needs the
+        ``[semantic]`` extra.
+    embeddings_dir
+        The embedding store of ``semantic`` (``evidence.embeddings``); default
+        ``<index_dir>/embeddings/<model>`` when ``index_dir`` is given, else the
+        vectors are kept in memory for this run only.
 
     Returns
     -------
     LinkSummary
+        ``studies_embedded``: studies encoded this run (their text was not in the store).
+
+    Raises
+    ------
+    evidence.semantic.SemanticUnavailable
+        With ``semantic``, if the extra is not installed (before anything is written).
+    evidence.errors.EmbeddingStoreError
+        If a file of the embedding store is unreadable (before any link is written).
     """
     summary = LinkSummary()
+    if semantic:
+        from evidence.semantic import require
+
+        require()
     discovered: dict[int, set[int]] = {}  # canonical id -> study ids from PubMed
     if discover is not None:
         with read_session(engine) as session:
@@ -299,12 +328,18 @@ def link_all(
         ranker = Ranker(ranking_index.documents(engine, sorted(live)))
         if not summary.ranking:
             summary.ranking = f"ranked {len(live)} studies in memory"
+    reranked: dict[int, list[tuple[str, float]]] | None = None
+    if semantic and ranker is not None:
+        store_dir = embeddings_dir or (embeddings.store_path(index_dir)
+                                       if index_dir is not None else None)
+        reranked = _rerank_claims(engine, ranker, store_dir, local_k, summary)
 
     for article in articles:
         assert article.id is not None
         fit = _link_article(engine, article, studies, ranker,
                             cited_by_article.get(article.id, set()), discovered, summary,
-                            actor=actor, local_k=local_k, on_claim=on_claim)
+                            actor=actor, local_k=local_k, on_claim=on_claim,
+                            reranked=reranked)
         summary.articles.append(fit)
     return summary
 
@@ -339,6 +374,36 @@ class _StudyCache(Mapping[int | None, Study]):
         return len(self._rows)
 
 
+def _rerank_claims(
+    engine: Engine, ranker: Ranker, store_dir: Path | None, local_k: int,
+    summary: LinkSummary,
+) -> dict[int, list[tuple[str, float]]]:
+    """Every current claim's BM25 candidates, re-ranked by the hybrid score (by claim id).
+
+    All claims at once: the studies missing from the embedding store are encoded in one
+    batch and saved once. Only the candidates' text is read from the database.
+    """
+    from evidence.semantic import HybridReranker
+
+    store = embeddings.EmbeddingStore(store_dir) if store_dir is not None else None
+    with read_session(engine) as session:
+        rows = session.exec(select(Claim.id, Claim.text)
+                            .join(Article, col(Article.id) == col(Claim.article_id))
+                            .where(col(Article.is_current)).order_by(col(Claim.id))).all()
+    ids = [cid for cid, _ in rows if cid is not None]
+    texts = [text for cid, text in rows if cid is not None]
+    results = ranker.search_many(texts, k=max(local_k, CANDIDATES_K))
+    needed = sorted({int(doc_id) for result in results for doc_id, _ in result})
+    reranker = HybridReranker(ranking_index.documents(engine, needed), store=store)
+    results = reranker.rerank_many(texts, results)
+    summary.studies_embedded = reranker.encoded
+    where = (f"store at {store_dir}, {len(store)} vectors" if store is not None
+             else "kept in memory")
+    summary.semantic = (f"re-ranked with {embeddings.MODEL_NAME} embeddings: "
+                        f"{reranker.encoded} studies embedded this run ({where})")
+    return dict(zip(ids, results, strict=True))
+
+
 def _link_article(
     engine: Engine,
     article: Article,
@@ -351,6 +416,7 @@ def _link_article(
     actor: str,
     local_k: int,
     on_claim: Callable[[int], None] | None,
+    reranked: Mapping[int, list[tuple[str, float]]] | None = None,
 ) -> ArticleFit:
     assert article.id is not None
     fit = ArticleFit(article_id=article.id, source=article.source, cited_studies=len(cited))
@@ -365,11 +431,14 @@ def _link_article(
             assert claim.id is not None
             candidates: dict[int, dict[str, Any]] = {}
             scores: dict[int, float] = {}
-            if ranker is not None:
-                for doc_id, score in ranker.search(claim.text, k=max(local_k, 50)):
+            if reranked is not None and claim.id in reranked:
+                for doc_id, score in reranked[claim.id]:
                     scores[int(doc_id)] = score
-                for sid, _ in sorted(scores.items(), key=lambda kv: -kv[1])[:local_k]:
-                    candidates.setdefault(sid, {"origins": set()})["origins"].add("local")
+            elif ranker is not None:
+                for doc_id, score in ranker.search(claim.text, k=max(local_k, CANDIDATES_K)):
+                    scores[int(doc_id)] = score
+            for sid, _ in sorted(scores.items(), key=lambda kv: -kv[1])[:local_k]:
+                candidates.setdefault(sid, {"origins": set()})["origins"].add("local")
             for sid in cited:
                 candidates.setdefault(sid, {"origins": set()})["origins"].add("cited")
             if claim.canonical_id is not None:

@@ -22,6 +22,10 @@ the neighbours again. The result is the index a fresh build would give, array fo
 Readers of the previous generation keep their memory maps until they close; a new
 generation is written beside it and ``CURRENT`` switched in one rename. Writers (build,
 update) of one directory take turns through a file lock (``.lock``).
+
+With ``semantic=True``, build and update also embed every live study the embedding store
+(``evidence.embeddings``, in ``embeddings/<model>/`` under the index directory) lacks, so
+``link --semantic`` finds every vector ready (:func:`embed_studies`).
 """
 
 from __future__ import annotations
@@ -47,14 +51,17 @@ from evidence.match import Document, Ranker, RankerConfig
 from evidence.models import Study
 
 __all__ = [
+    "EmbeddingReport",
     "IndexReport",
     "IndexStatus",
     "LinkRanker",
     "build",
     "documents",
+    "embed_studies",
     "ranker_for_link",
     "status",
     "update",
+    "writer_lock",
 ]
 
 FORMAT = 1
@@ -100,6 +107,28 @@ class IndexReport:
     seconds: float = 0.0
     size_bytes: int = 0
     reason: str = ""
+    embeddings: EmbeddingReport | None = None  # with semantic=True
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form (``embeddings`` only when studies were embedded too)."""
+        result = asdict(self)
+        if self.embeddings is None:
+            del result["embeddings"]
+        return result
+
+
+@dataclass
+class EmbeddingReport:
+    """What :func:`embed_studies` did: studies embedded (encoded) and already stored."""
+
+    path: str
+    studies: int
+    embedded: int
+    already_stored: int
+    seconds: float
+    per_second: float | None  # studies embedded per second of encoding (model load excluded)
+    vectors: int
+    size_bytes: int
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -204,8 +233,12 @@ def _size(folder: Path) -> int:
 
 
 @contextmanager
-def _writer_lock(path: Path) -> Iterator[None]:
-    """One writer at a time per index directory (a second waits for the first)."""
+def writer_lock(path: Path) -> Iterator[None]:
+    """One writer at a time per directory (a second waits for the first).
+
+    Used by the ranking index and the embedding store (``evidence.embeddings``): the lock
+    is ``path/.lock``, taken with ``flock``, so it is released if the process dies.
+    """
     path.mkdir(parents=True, exist_ok=True)
     with (path / ".lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -311,7 +344,7 @@ def status(engine: Engine, path: Path, *, config: RankerConfig | None = None) ->
 
 def build(
     engine: Engine, path: Path, *, config: RankerConfig | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, semantic: bool = False,
 ) -> IndexReport:
     """Build the index over every live study and make it current.
 
@@ -326,14 +359,28 @@ def build(
     config
         Ranker configuration (default: the tuned one).
     progress
-        Called as ``progress("studies", done, total)`` while the documents are read.
+        Called as ``progress("studies", done, total)`` while the documents are read (and
+        ``progress("embeddings", done, total)`` while they are embedded).
+    semantic
+        Also embed every live study the embedding store lacks (:func:`embed_studies`).
 
     Returns
     -------
     IndexReport
+        With ``semantic``, its ``embeddings`` says how many studies were embedded.
+
+    Raises
+    ------
+    evidence.semantic.SemanticUnavailable
+        With ``semantic``, if the extra is not installed (before anything is written).
     """
-    with _writer_lock(path):
-        return _build(engine, path, config or RankerConfig(), progress)
+    if semantic:
+        _require_semantic()
+    with writer_lock(path):
+        report = _build(engine, path, config or RankerConfig(), progress)
+    if semantic:
+        report.embeddings = embed_studies(engine, path, progress=progress)
+    return report
 
 
 def _build(
@@ -355,7 +402,7 @@ def _build(
 
 def update(
     engine: Engine, path: Path, *, config: RankerConfig | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, semantic: bool = False,
 ) -> IndexReport:
     """Bring the index up to date with the database, analysing only what changed.
 
@@ -373,14 +420,86 @@ def update(
         Ranker configuration (default: the tuned one).
     progress
         Passed to :func:`build` when a full build is needed.
+    semantic
+        Also embed every live study the embedding store lacks (:func:`embed_studies`):
+        the new and changed ones, or all of them the first time.
 
     Returns
     -------
     IndexReport
-        ``action`` is "built", "updated" or "unchanged".
+        ``action`` is "built", "updated" or "unchanged" (of the BM25 index).
+
+    Raises
+    ------
+    evidence.semantic.SemanticUnavailable
+        With ``semantic``, if the extra is not installed (before anything is written).
     """
-    with _writer_lock(path):
-        return _update(engine, path, config or RankerConfig(), progress)
+    if semantic:
+        _require_semantic()
+    with writer_lock(path):
+        report = _update(engine, path, config or RankerConfig(), progress)
+    if semantic:
+        report.embeddings = embed_studies(engine, path, progress=progress)
+    return report
+
+
+def _require_semantic() -> None:
+    from evidence.semantic import require
+
+    require()
+
+
+def embed_studies(
+    engine: Engine, path: Path, *, progress: Progress | None = None,
+) -> EmbeddingReport:
+    """Embed every live study that the embedding store under ``path`` lacks.
+
+    The store is ``evidence.embeddings.store_path(path)``; a study is looked up by the
+    sha256 of its title and abstract, so only new and changed studies are encoded.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    path
+        The index directory (``INDEX_DIR``).
+    progress
+        Called as ``progress("studies", done, total)`` while the documents are read and
+        ``progress("embeddings", done, total)`` while they are embedded.
+
+    Returns
+    -------
+    EmbeddingReport
+
+    Raises
+    ------
+    evidence.semantic.SemanticUnavailable
+        If the [semantic] extra is not installed.
+    evidence.errors.EmbeddingStoreError
+        If a file of the store is unreadable.
+    """
+    from evidence.embeddings import EmbeddingStore, store_path
+    from evidence.semantic import HybridReranker
+
+    _require_semantic()
+    store = EmbeddingStore(store_path(path))
+    ids = list(live_studies(engine))
+    docs: list[Document] = []
+    for chunk in _chunks(ids):
+        docs.extend(_documents(engine, chunk))
+        if progress:
+            progress("studies", len(docs), len(ids))
+    reranker = HybridReranker(docs, store=store)
+    t0 = time.perf_counter()
+    reranker.precompute(
+        (lambda done, total: progress("embeddings", done, total)) if progress else None)
+    seconds = time.perf_counter() - t0
+    embedded = reranker.encoded
+    return EmbeddingReport(
+        path=str(store.path), studies=len(docs), embedded=embedded,
+        already_stored=len(docs) - embedded, seconds=round(seconds, 3),
+        per_second=round(embedded / seconds, 1) if embedded and seconds > 0 else None,
+        vectors=len(store), size_bytes=store.size_bytes())
 
 
 def _update(

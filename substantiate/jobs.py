@@ -428,6 +428,8 @@ def link(
     actor: str = crud.SYSTEM,
     progress: Progress | None = None,
     index_dir: Path | None = None,
+    semantic: bool = False,
+    embeddings_dir: Path | None = None,
 ) -> LinkSummary:
     """Link every current claim to evidence (``evidence.linking.link_all``), as one run.
 
@@ -447,12 +449,26 @@ def link(
     index_dir
         The persisted ranking index to rank with (built or updated first when missing or
         stale); None ranks in memory.
+    semantic
+        Re-rank each claim's BM25 candidates with sentence embeddings before the local
+        ones are kept (the ``[semantic]`` extra).
+    embeddings_dir
+        The embedding store of ``semantic`` (default: under ``index_dir``).
 
     Returns
     -------
     LinkSummary
         Its ``problems`` (discovery failures) make the run ``partial``.
+
+    Raises
+    ------
+    evidence.semantic.SemanticUnavailable
+        With ``semantic``, if the extra is not installed; nothing is written.
     """
+    if semantic:
+        from evidence.semantic import require
+
+        require()  # before the run is recorded: nothing is written
     discover = (pubmed.discoverer(engine, client, per_claim=per_claim, actor=actor)
                 if client is not None else None)
     with db.read_session(engine) as session:
@@ -460,9 +476,10 @@ def link(
     advance = _stage(progress, "claims", n_claims)
     with crud.ingest_run(engine, kind="link", actor=actor,
                          params={"discover": client is not None,
-                                 "per_claim": per_claim}) as run:
+                                 "per_claim": per_claim, "semantic": semantic}) as run:
         summary = linking.link_all(engine, discover=discover, actor=actor, on_claim=advance,
-                                   index_dir=index_dir)
+                                   index_dir=index_dir, semantic=semantic,
+                                   embeddings_dir=embeddings_dir)
         run.stats = summary
         run.problems.extend(summary.problems)
     return summary

@@ -113,7 +113,9 @@ def test_every_json_output_is_strict_json(
     assert datetime.fromisoformat(manifest["exported_at"]).tzinfo is not None
     assert outputs[("export", "verify")]["ok"] is True
     assert outputs[("report",)]["format"] == "html" and outputs[("report",)]["bytes"] > 0
+    assert outputs[("link",)]["studies_embedded"] == 0 and outputs[("link",)]["semantic"] == ""
     assert outputs[("index", "build")]["action"] == "built"
+    assert "embeddings" not in outputs[("index", "build")]  # only with --semantic
     assert outputs[("index", "update")]["action"] == "unchanged"
     assert outputs[("index", "status")]["current"] is True
 
