@@ -374,13 +374,7 @@ def build(
     evidence.semantic.SemanticUnavailable
         With ``semantic``, if the extra is not installed (before anything is written).
     """
-    if semantic:
-        _require_semantic()
-    with writer_lock(path):
-        report = _build(engine, path, config or RankerConfig(), progress)
-    if semantic:
-        report.embeddings = embed_studies(engine, path, progress=progress)
-    return report
+    return _locked(_build, engine, path, config, progress, semantic)
 
 
 def _build(
@@ -434,10 +428,19 @@ def update(
     evidence.semantic.SemanticUnavailable
         With ``semantic``, if the extra is not installed (before anything is written).
     """
+    return _locked(_update, engine, path, config, progress, semantic)
+
+
+def _locked(
+    step: Callable[[Engine, Path, RankerConfig, Progress | None], IndexReport],
+    engine: Engine, path: Path, config: RankerConfig | None, progress: Progress | None,
+    semantic: bool,
+) -> IndexReport:
+    """Run a build or update step holding the writer lock; then embed, if asked."""
     if semantic:
         _require_semantic()
     with writer_lock(path):
-        report = _update(engine, path, config or RankerConfig(), progress)
+        report = step(engine, path, config or RankerConfig(), progress)
     if semantic:
         report.embeddings = embed_studies(engine, path, progress=progress)
     return report
