@@ -45,9 +45,10 @@ import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from sqlmodel import Session, col, select
 
 from evidence import audit
 from evidence.db import json_dumps, session_scope
-from evidence.errors import InputError, ParseError
+from evidence.errors import InputError, ParseError, SubstantiateError
 from evidence.models import Study, utcnow
 from ingest.load import _AUDITED, LoadStats, mark_deleted, record_hash, store_raw, study_values
 from ingest.pubmed_xml import DeletedCitations, PubmedRecord, iter_pubmed
@@ -445,8 +446,15 @@ def _spool_file(path: str, spool: str, dialect: str, batch_size: int) -> None:
         pickle.dump((_END, ""), out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _read_spool(result: AsyncResult[None], spool: Path) -> Iterator[Chunk]:
-    result.get()  # waits; re-raises anything the worker raised but a parse error
+def _read_spool(result: Future[None], path: Path, spool: Path) -> Iterator[Chunk]:
+    try:
+        result.result()  # waits; re-raises anything the worker raised but a parse error
+    except BrokenProcessPool as e:
+        # A worker that dies (killed, out of memory, or failing to start) fails the run
+        # instead of leaving it waiting forever; completed files stay loaded.
+        raise SubstantiateError(
+            f"a parsing worker process died while reading {path} ({e}); "
+            "run the same command again to resume") from e
     try:
         with spool.open("rb") as f:
             while True:
@@ -501,17 +509,15 @@ class Pipeline:
     def __enter__(self) -> Pipeline:
         if self.workers > 1:
             self._spool = Path(tempfile.mkdtemp(prefix="substantiate-medline-"))
-            context = multiprocessing.get_context("spawn")
-            self._pool = context.Pool(self.workers, initializer=_worker_init)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            if exc[0] is None:
-                self._pool.close()
-            else:
-                self._pool.terminate()
-            self._pool.join()
+            # On an error, files not started yet are dropped; those being parsed finish.
+            self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
             self._pool = None
         if self._spool is not None:
             shutil.rmtree(self._spool, ignore_errors=True)
@@ -554,6 +560,6 @@ class Pipeline:
             return FileJob(path, digest, skipped=True)
         assert self._spool is not None
         spool = self._spool / f"{index:06d}-{os.getpid()}.pickle"
-        result = self._pool.apply_async(
-            _spool_file, (str(path), str(spool), self.dialect, self.batch_size))
-        return FileJob(path, digest, skipped=False, chunks=_read_spool(result, spool))
+        result = self._pool.submit(
+            _spool_file, str(path), str(spool), self.dialect, self.batch_size)
+        return FileJob(path, digest, skipped=False, chunks=_read_spool(result, path, spool))

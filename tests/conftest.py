@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -37,6 +38,16 @@ def _pg_available() -> str | None:
 
 
 _PG_REASON = _pg_available()
+
+
+@pytest.fixture(autouse=True)
+def _restore_main() -> Iterator[None]:
+    """Put back ``__main__`` after each test: Streamlit's AppTest leaves the app script in
+    its place, and a process pool started later in the same process would run the app in
+    every worker it spawns."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from evidence import audit, config, db
-from evidence.errors import ParseError
+from evidence.errors import ParseError, SubstantiateError
 from evidence.models import AuditEvent, IngestRun, RawRecord, Study
 from ingest import medline
 from ingest.pubmed_xml import PubmedRecord, iter_pubmed
@@ -240,3 +242,18 @@ def test_interrupted_mid_file_resumes_with_nothing_duplicated(
     with Session(engine) as s:
         runs = [r.status for r in s.exec(select(IngestRun).order_by(col(IngestRun.id))).all()]
         assert runs == ["ok", "interrupted", "ok", "ok", "ok"]
+
+
+def test_a_worker_that_dies_fails_the_run_with_one_line_instead_of_hanging(
+    engine: Engine, files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Spawned workers import the parent's main script first; one that exits at once makes
+    # every worker die as it starts (as one killed by the kernel would die mid-file).
+    script = tmp_path / "dies.py"
+    script.write_text("import os\nos._exit(3)\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with pytest.raises(SubstantiateError, match="a parsing worker process died while "
+                       "reading .*pubmed25n0001.xml.gz .*run the same command again"):
+        jobs.ingest_medline(engine, files, batch_size=7, workers=2)
