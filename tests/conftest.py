@@ -81,11 +81,11 @@ def _drop_schema(admin: Engine, schema: str) -> None:
 
     A session a test never closed can sit idle in a transaction, holding locks that
     ``DROP SCHEMA`` waits for (PostgreSQL has no lock timeout by default), and in the
-    same process nothing would ever release them. So: collect unreachable sessions, close
-    this test's pooled connections, and drop with a lock timeout; connections of the
-    schema still open after that are terminated, with a warning that names them.
+    same process nothing would ever release them. So: close this test's pooled
+    connections and drop with a lock timeout; if that times out, collect unreachable
+    sessions and try again; connections of the schema still open after that are
+    terminated, with a warning that names them.
     """
-    gc.collect()  # unclosed sessions in reference cycles give their connections back
     for eng in list(db._engines.values()):
         eng.dispose()
     for attempt in range(3):
@@ -97,6 +97,9 @@ def _drop_schema(admin: Engine, schema: str) -> None:
         except OperationalError:
             if attempt == 2:
                 raise
+        if attempt == 0:
+            gc.collect()  # unclosed sessions in reference cycles give their connections back
+            continue
         with admin.begin() as conn:
             stuck = conn.execute(text(
                 "SELECT pid, state, left(query, 120), pg_terminate_backend(pid) "

