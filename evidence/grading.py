@@ -290,33 +290,38 @@ def _quote(terms: Iterable[str]) -> str:
     return ", ".join(f"'{t}'" for t in terms)
 
 
-# Words one of which must occur (case-folded) for a cue pattern to match at all: checking
-# them with ``in`` first skips most regex scans of long abstracts (classification is on the
-# bulk-load path).
+# Strings one of which every match of a cue pattern contains (case-folded): checking them
+# with ``in`` first skips most regex scans of long abstracts (classification is on the
+# bulk-load path, and a case-insensitive pattern that starts with ``\b`` is tried at every
+# position). Cues are read from whitespace-collapsed text (``_clean``), so a phrase with
+# one space stands for the pattern's ``\s+``. ``tests/test_grading.py`` checks, phrase by
+# phrase and over the SciFact abstracts, that the prefilter never hides a match.
 _PREFILTER: dict[re.Pattern[str], tuple[str, ...]] = {
     _CUE_SR_TITLE: ("systemat", "meta"),
     _CUE_MA_TITLE: ("meta",),
-    _CUE_SR_ABSTRACT: ("systemat",),
+    _CUE_SR_ABSTRACT: ("systemat", "meta"),
     _CUE_RANDOMISED_TITLE: ("random",),
     _CUE_RANDOMISED_ABSTRACT: ("random",),
-    _CUE_TRIAL: ("placebo", "open", "single", "phase", "trial"),
+    _CUE_TRIAL: ("placebo", "open-label", "open label", "single-arm", "single arm", "trial"),
     _CUE_SR_INCLUDES_RCT: ("random", "rct"),
     _CUE_SR_INCLUDES_OBS: ("cohort", "observational", "control", "sectional", "random"),
-    _CUE_CASE_SERIES: ("case", "chart"),
-    _CUE_UNCONTROLLED: ("single", "control", "without", "before"),
-    _CUE_UNCONTROLLED_WEAK: ("pre", "open", "pilot"),
+    _CUE_CASE_SERIES: ("case series", "chart review"),
+    _CUE_UNCONTROLLED: ("single-arm", "single arm", "single-group", "single group",
+                        "controlled", "without", "no control", "no compar", "before"),
+    _CUE_UNCONTROLLED_WEAK: ("prepost", "pre-post", "pre post", "pre- post", "and post",
+                             "open-label", "open label", "pilot"),
     _CUE_CONTROLLED: ("placebo", "sham", "control", "comparator", "wait", "usual", "groups",
                       "arms", "vs", "versus", "compared", "matched", "cross"),
     _CUE_TREATED_GROUP: ("received", "treated", "given", "administered", "infused",
                          "underwent"),
     _CUE_CASE_REPORT: ("case",),
     _CUE_SEVERAL_CASES: ("patients", "cases"),
-    _CUE_CASE_CONTROL: ("control",),
+    _CUE_CASE_CONTROL: ("case-control", "case control"),
     _CUE_COHORT: ("cohort",),
     _CUE_PROSPECTIVE: ("prospective", "longitudinal"),
     _CUE_CROSS_SECTIONAL: ("sectional",),
     _CUE_ANIMAL_ABSTRACT: ("sprague", "wistar", "c57bl", "balb", "mice"),
-    _CUE_IN_VITRO: ("vitro", "cell", "organoid"),
+    _CUE_IN_VITRO: ("vitro", "cell", "cultured", "organoid"),
 }
 
 

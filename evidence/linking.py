@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
@@ -303,29 +304,29 @@ def link_all(
     # Studies are read when a claim needs them (candidates, citations, existing links,
     # also those PubMed has since deleted), not all at once: a mirror holds millions.
     studies = _StudyCache(engine)
+    live = ranking_index.live_study_ids(engine)
     with read_session(engine) as session:
-        live: dict[int, str] = {
-            sid: pmid for sid, pmid in session.exec(
-                select(Study.id, Study.pmid).where(col(Study.deleted).is_(False))).all()
-            if sid is not None}
         articles = list(session.exec(select(Article).where(col(Article.is_current))
                                      .order_by(col(Article.id))).all())
         cited_by_article: dict[int, set[int]] = {}
-        pmid_to_id = {pmid: sid for sid, pmid in live.items()}
-        for c in session.exec(select(Citation).where(Citation.status == "resolved")).all():
-            if c.pmid and c.pmid in pmid_to_id:
-                cited_by_article.setdefault(c.article_id, set()).add(pmid_to_id[c.pmid])
+        for article_id, study_id in session.exec(
+            select(Citation.article_id, Study.id)
+            .join(Study, col(Study.pmid) == col(Citation.pmid))
+            .where(Citation.status == "resolved", col(Study.deleted).is_(False))
+        ).all():
+            if study_id is not None:
+                cited_by_article.setdefault(article_id, set()).add(study_id)
     ranker: Ranker | None = None
-    if index_dir is not None and live:
+    if index_dir is not None and len(live):
         chosen = ranking_index.ranker_for_link(engine, index_dir)
         summary.ranking = chosen.message
-        if chosen.study_ids == frozenset(live):
+        if np.array_equal(chosen.study_ids, live):
             ranker = chosen.ranker
         else:  # studies changed while the index was brought up to date
             summary.ranking += "; studies changed meanwhile: ranked in memory instead"
-    if ranker is None and live:
+    if ranker is None and len(live):
         # In study id order, as the persisted index is, so ties break the same way.
-        ranker = Ranker(ranking_index.documents(engine, sorted(live)))
+        ranker = Ranker(ranking_index.documents(engine, live.tolist()))
         if not summary.ranking:
             summary.ranking = f"ranked {len(live)} studies in memory"
     reranked: dict[int, list[tuple[str, float]]] | None = None

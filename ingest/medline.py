@@ -35,6 +35,7 @@ changed record with the audited fields before and after, one ``study.delete`` ev
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -47,6 +48,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -197,27 +199,71 @@ def prepare_file(path: Path, *, dialect: str, batch_size: int = BATCH) -> Iterat
         The file is malformed or truncated: the records parsed before the fault are
         yielded first, as a last chunk.
     """
-    records: list[PubmedRecord] = []
-    items = 0
-    try:
-        for item in iter_pubmed(path):
-            if isinstance(item, DeletedCitations):
-                if records:
-                    yield _records_chunk(records, items, dialect)
+    with _collector_paused() as resume:
+        records: list[PubmedRecord] = []
+        items = 0
+        try:
+            for item in iter_pubmed(path):
+                if isinstance(item, DeletedCitations):
+                    if records:
+                        chunk = _records_chunk(records, items, dialect)
+                        records, items = [], 0
+                        with resume():
+                            yield chunk
+                    chunk = Chunk(items=1, pmids=list(item.pmids), delete=True)
+                    with resume():
+                        yield chunk
+                    continue
+                records.append(item)
+                items += 1
+                if items >= batch_size:
+                    chunk = _records_chunk(records, items, dialect)
                     records, items = [], 0
-                yield Chunk(items=1, pmids=list(item.pmids), delete=True)
-                continue
-            records.append(item)
-            items += 1
-            if items >= batch_size:
-                yield _records_chunk(records, items, dialect)
-                records, items = [], 0
-    except ParseError:
+                    with resume():
+                        yield chunk
+        except ParseError:
+            if records:
+                chunk = _records_chunk(records, items, dialect)
+                records = []
+                with resume():
+                    yield chunk
+            raise
         if records:
-            yield _records_chunk(records, items, dialect)
-        raise
-    if records:
-        yield _records_chunk(records, items, dialect)
+            chunk = _records_chunk(records, items, dialect)
+            records = []
+            with resume():
+                yield chunk
+
+
+@contextmanager
+def _collector_paused() -> Iterator[Callable[[], AbstractContextManager[None]]]:
+    """Pause Python's cyclic garbage collector while records are parsed and prepared.
+
+    A chunk holds thousands of freshly made objects; every automatic collection of the
+    older generations walks all of them again, which costs about a quarter of the parse.
+    Parsing makes no reference cycles, so nothing is lost: reference counting frees each
+    chunk, and a young-generation collection after each chunk frees any cycle all the
+    same. ``resume()`` re-enables the collector while the caller has a chunk in hand
+    (its own code runs then), so only this module's work runs without it.
+    """
+    enabled = gc.isenabled()
+
+    @contextmanager
+    def resume() -> Iterator[None]:
+        if enabled:
+            gc.enable()
+        try:
+            yield
+        finally:
+            gc.collect(0)
+            gc.disable()
+
+    gc.disable()
+    try:
+        yield resume
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # ------------------------------------------------------------------------------ writing

@@ -53,7 +53,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from html.entities import name2codepoint
-from typing import IO, Any, TypeAlias
+from operator import attrgetter
+from typing import IO, Any, TypeAlias, TypeVar
 
 from lxml import etree
 
@@ -131,6 +132,36 @@ _ORCID_FORM = re.compile(r"\d{15}[\dX]")
 
 
 
+_T = TypeVar("_T")
+
+
+def _plain_repr(cls: type[_T]) -> type[_T]:
+    """Give a dataclass the same ``repr`` text without reprlib's recursion guard.
+
+    ``ingest.load.record_hash`` hashes a record's ``repr``; the generated ``__repr__``
+    wraps every call in a guard against self-reference (a set and a thread id per nested
+    object), about half the cost of hashing a bulk file's records. These records cannot
+    refer to themselves, so the guard is dropped; the text is unchanged, field for field
+    (``tests/test_pubmed_xml.py`` compares it with the generated one).
+    """
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    template = f"{cls.__qualname__}(" + ", ".join(f"{n}={{!r}}" for n in names) + ")"
+    if len(names) == 1:
+        name = names[0]
+
+        def __repr__(self: Any) -> str:
+            return template.format(getattr(self, name))
+    else:
+        values = attrgetter(*names)
+
+        def __repr__(self: Any) -> str:
+            return template.format(*values(self))
+    cls.__repr__ = __repr__  # type: ignore[method-assign]
+    return cls
+
+
+
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class AbstractSection:
     """One ``AbstractText`` element: a labelled section, or the whole unlabelled abstract.
@@ -151,6 +182,7 @@ class AbstractSection:
     text: str
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class Author:
     """A person or a collective (group) author.
@@ -184,6 +216,7 @@ class Author:
         return " ".join(part for part in (self.last_name, self.initials) if part)
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class MeshQualifier:
     """A MeSH qualifier (subheading) attached to a descriptor."""
@@ -193,6 +226,7 @@ class MeshQualifier:
     major: bool
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class MeshHeading:
     """A MeSH heading: descriptor, its major-topic flag and its qualifiers.
@@ -212,6 +246,7 @@ class MeshHeading:
         return self.major or any(q.major for q in self.qualifiers)
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class Keyword:
     """An author or indexer keyword; ``major`` is ``None`` when the flag is absent."""
@@ -220,6 +255,7 @@ class Keyword:
     major: bool | None
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class ArticleId:
     """An identifier with its type: ``ArticleId`` (``pubmed``, ``doi``, ``pmc``, ``pii``,
@@ -229,6 +265,7 @@ class ArticleId:
     value: str
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class CommentCorrection:
     """A link to a related notice: ``RetractionIn``, ``ErratumIn``, ``CommentOn``, ...
@@ -248,6 +285,7 @@ class CommentCorrection:
     ref_source: str | None
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class HistoryDate:
     """A ``PubMedPubDate`` from the record's history (``received``, ``pubmed``, ...)."""
@@ -256,6 +294,7 @@ class HistoryDate:
     date: str | None
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class PubmedRecord:
     """One PubMed citation (``PubmedArticle``) or book chapter (``PubmedBookArticle``).
@@ -425,6 +464,7 @@ class PubmedRecord:
         return data
 
 
+@_plain_repr
 @dataclass(frozen=True, slots=True)
 class DeletedCitations:
     """A ``DeleteCitation`` block of an update file: PMIDs to remove from the database."""

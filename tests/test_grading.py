@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from Bio import Entrez
 
+from benchmarks.retrieval import load_corpus
 from evidence import grading
 from evidence.grading import (
     DESIGN_RANKS,
@@ -1026,3 +1027,75 @@ def test_reasons_count_studies_not_readings() -> None:
                                study=f"PMID 9000010{i}") for i in (1, 2)]
     assert "2 studies (PMID 90000101, PMID 90000102)" in " | ".join(
         suggest_certainty(two).reasons)
+
+
+# ---------------------------------------------------------------------------------------
+# Cue prefilters: a cheap substring check must never hide a match of the pattern
+# ---------------------------------------------------------------------------------------
+
+# A phrase for every branch of the patterns whose prefilter is a phrase, as cleaned text.
+_CUE_PHRASES: list[tuple[str, str]] = [
+    ("_CUE_SR_ABSTRACT", "We conducted a meta-analysis of 12 trials."),
+    ("_CUE_SR_ABSTRACT", "We performed an updated systematic review."),
+    ("_CUE_SR_ABSTRACT", "Databases were systematically searched."),
+    ("_CUE_TRIAL", "A placebo-controlled study."),
+    ("_CUE_TRIAL", "An open label extension."),
+    ("_CUE_TRIAL", "A single-arm study of ketamine."),
+    ("_CUE_TRIAL", "A phase III multicentre trial."),
+    ("_CUE_TRIAL", "This clinical trial enrolled adults."),
+    ("_CUE_CASE_SERIES", "A case series of 12 patients."),
+    ("_CUE_CASE_SERIES", "A retrospective chart review."),
+    ("_CUE_CASE_CONTROL", "A nested case-control study."),
+    ("_CUE_CASE_CONTROL", "A CASE CONTROL design."),
+    ("_CUE_UNCONTROLLED", "A single group design."),
+    ("_CUE_UNCONTROLLED", "A Single-Arm pilot."),
+    ("_CUE_UNCONTROLLED", "A non controlled study."),
+    ("_CUE_UNCONTROLLED", "An uncontrolled study."),
+    ("_CUE_UNCONTROLLED", "Treated without a comparison group."),
+    ("_CUE_UNCONTROLLED", "There was no comparator arm."),
+    ("_CUE_UNCONTROLLED", "There was no control condition."),
+    ("_CUE_UNCONTROLLED", "A before-and-after study."),
+    ("_CUE_UNCONTROLLED_WEAK", "Scores were compared pre- and post-treatment."),
+    ("_CUE_UNCONTROLLED_WEAK", "Measured pre and post intervention."),
+    ("_CUE_UNCONTROLLED_WEAK", "A prepost design."),
+    ("_CUE_UNCONTROLLED_WEAK", "A pre-post comparison."),
+    ("_CUE_UNCONTROLLED_WEAK", "A pre- post comparison."),
+    ("_CUE_UNCONTROLLED_WEAK", "An OPEN-LABEL study."),
+    ("_CUE_UNCONTROLLED_WEAK", "A pilot study."),
+    ("_CUE_IN_VITRO", "Cultured hippocampal neurons were imaged."),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), _CUE_PHRASES)
+def test_a_cue_prefilter_lets_every_branch_of_its_pattern_through(name: str, text: str) -> None:
+    pattern = getattr(grading, name)
+    assert pattern.search(text), "the phrase must match the pattern itself"
+    cleaned = grading._clean(text)
+    assert grading._cue(pattern, cleaned) == pattern.search(cleaned).group(0)
+
+
+def test_a_meta_analysis_named_only_in_the_abstract_is_a_synthesis() -> None:
+    # The abstract's cue without "systematic": hidden by a prefilter before, so the record
+    # fell through to a narrative review.
+    result = classify_design(
+        ["Journal Article", "Review"], title="Ketamine for depression",
+        abstract="We conducted a meta-analysis of randomized controlled trials of ketamine.")
+    assert result.design == grading.META_ANALYSIS
+    assert any("abstract says 'We conducted a meta-analysis'" in r for r in result.reasons)
+
+
+def test_cue_prefilters_hide_no_match_over_the_scifact_abstracts() -> None:
+    corpus = shared_path("datasets", "scifact", "corpus.jsonl")
+    texts: list[str] = []
+    for doc in load_corpus(corpus):
+        texts.append(grading._clean(doc.title))
+        texts.append(grading._clean(doc.abstract))
+    assert len(texts) > 10_000
+    hits = 0
+    for pattern in grading._PREFILTER:
+        for text in texts:
+            match = pattern.search(text)
+            assert grading._cue(pattern, text) == (match.group(0) if match else None), (
+                pattern.pattern, text)
+            hits += match is not None
+    assert hits > 1000  # the check compares real matches, not only misses

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
@@ -87,7 +89,7 @@ def test_status_counts_new_changed_and_deleted_and_update_equals_a_build(
     rebuilt = tmp_path / "rebuilt"
     ranking_index.build(engine, rebuilt)
     again = ranking_index.load(rebuilt)
-    assert again is not None and again[1] == ids
+    assert again is not None and again[1].tolist() == ids.tolist()
     _assert_same(updated, again[0])
     assert ranking_index.update(engine, path).action == "unchanged"
     assert len(list(path.glob("gen-*"))) == 1  # older generations are removed
@@ -105,6 +107,44 @@ def test_an_index_of_another_database_is_rebuilt(engine: Engine, tmp_path: Path)
     assert not state.current and state.reason.startswith("built from another database")
     report = ranking_index.update(engine, path)
     assert report.action == "built" and report.reason.startswith("built from another")
+
+
+def test_the_manifest_keeps_study_fingerprints_in_compact_arrays(
+    engine: Engine, tmp_path: Path,
+) -> None:
+    path = tmp_path / "index"
+    _studies(engine)
+    ranking_index.build(engine, path)
+    gen = ranking_index._generation(path)
+    assert gen is not None
+    manifest = json.loads((gen / "manifest.json").read_text())
+    assert manifest["format"] == 2 and manifest["studies"] == 3  # a count, not a listing
+    ids = np.load(gen / "studies.ids.npy")
+    prints = np.load(gen / "studies.fingerprints.npy")
+    with Session(engine) as s:
+        rows = s.exec(select(Study.id, Study.record_sha256).order_by(col(Study.id))).all()
+    assert ids.tolist() == [sid for sid, _ in rows]
+    assert prints.shape == (3, 32) and prints.dtype == np.uint8
+    for row, (_, sha) in zip(prints, rows, strict=True):
+        # A hand-made study has no record hash: its text's digest stands in.
+        assert sha is None or bytes(row) == bytes.fromhex(sha)
+    assert len({bytes(r) for r in prints}) == 3
+
+
+def test_an_index_of_the_older_format_is_rebuilt(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "index"
+    _studies(engine)
+    ranking_index.build(engine, path)
+    gen = ranking_index._generation(path)
+    assert gen is not None
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest.update(format=1, studies={"1": ["90000201", "x"]})
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    (gen / "studies.ids.npy").unlink()
+    state = ranking_index.status(engine, path)
+    assert not state.current and state.reason == "index format 1, expected 2"
+    report = ranking_index.update(engine, path)
+    assert report.action == "built" and ranking_index.status(engine, path).current
 
 
 def test_an_update_across_the_subword_limit_rebuilds(engine: Engine, tmp_path: Path) -> None:
