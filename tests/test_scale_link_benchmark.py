@@ -32,3 +32,5 @@ def test_scale_link_prints_one_json_object_with_link_latency() -> None:
     assert link["claims"] > 50 and link["links_created"] > 0
     assert 0 < link["p50_ms"] <= link["p95_ms"] <= link["max_ms"]
     assert "is current (300 studies)" in link["ranking"]
+    assert 0 < link["anon_rss_mb_max_sampled"] <= link["peak_rss_mb"]
+    assert link["file_rss_mb_at_end"] > 0
