@@ -257,3 +257,19 @@ def test_a_worker_that_dies_fails_the_run_with_one_line_instead_of_hanging(
     with pytest.raises(SubstantiateError, match="a parsing worker process died while "
                        "reading .*pubmed25n0001.xml.gz .*run the same command again"):
         jobs.ingest_medline(engine, files, batch_size=7, workers=2)
+
+
+def test_large_values_are_stored_with_lz4_on_postgresql(engine: Engine, tmp_path: Path) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("value compression is PostgreSQL's; SQLite stores values as given")
+    long_abstract = " ".join(f"Finding {i}: magnesium improved sleep latency." for i in range(200))
+    path = _write(tmp_path / "pubmed25n0001.xml.gz", article_set(
+        article_xml(str(FIRST + 500), title="Magnesium and sleep", abstract=long_abstract)))
+    jobs.ingest_medline(engine, [path])
+    with engine.connect() as conn:
+        compressed = conn.exec_driver_sql(
+            "SELECT pg_column_compression(abstract), abstract FROM study WHERE pmid = %s",
+            (str(FIRST + 500),)).one()
+        server_default = conn.exec_driver_sql("SHOW default_toast_compression").scalar()
+    assert compressed == ("lz4", long_abstract)  # compressed with lz4, read back exactly
+    assert server_default == "pglz"  # only the load's own transactions are switched
