@@ -145,19 +145,31 @@ class Chunk:
     delete: bool = False
 
 
-def _copy_text(value: Any, name: str) -> str:
-    if value is None:
-        return "\\N"
-    if name in _JSON:
-        value = json_dumps(value)
-    elif name in _BOOL:
-        return "t" if value else "f"
-    elif name in _INT:
-        return str(int(value))
-    s = str(value)
-    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
-        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return s
+# How each column is spelled in COPY's text format: 0 text, 1 JSON, 2 boolean, 3 integer.
+_COPY_KINDS: tuple[tuple[str, int], ...] = tuple(
+    (c, 1 if c in _JSON else 2 if c in _BOOL else 3 if c in _INT else 0) for c in COLUMNS)
+
+
+def _copy_line(values: dict[str, Any]) -> str:
+    """One row in ``COPY`` text format: tab-separated, ``\\N`` for NULL, text escaped."""
+    parts: list[str] = []
+    for name, kind in _COPY_KINDS:
+        value = values[name]
+        if value is None:
+            parts.append("\\N")
+            continue
+        if kind == 2:
+            parts.append("t" if value else "f")
+            continue
+        if kind == 3:
+            parts.append(str(int(value)))
+            continue
+        s = json_dumps(value) if kind == 1 else str(value)
+        if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+            s = (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                 .replace("\r", "\\r"))
+        parts.append(s)
+    return "\t".join(parts)
 
 
 def _row(values: dict[str, Any]) -> tuple[Any, ...]:
@@ -169,7 +181,7 @@ def _records_chunk(records: list[PubmedRecord], items: int, dialect: str) -> Chu
     values = [study_values(r, raw_record_id=None, sha256=record_hash(r))
               for r in latest.values()]
     if dialect == "postgresql":
-        lines = ["\t".join([_copy_text(v[c], c) for c in COLUMNS]) for v in values]
+        lines = [_copy_line(v) for v in values]
         return Chunk(items=items, pmids=list(latest),
                      copy=("\n".join(lines) + "\n").encode("utf-8"))
     return Chunk(items=items, pmids=list(latest), rows=[_row(v) for v in values])
