@@ -4,8 +4,10 @@ N synthetic studies (made from the SciFact corpus as in ``benchmarks.scale_index
 ids, varied text; PMIDs from 93,000,000 up, a synthetic range) are inserted into a fresh
 PostgreSQL schema, the five seed articles are ingested (their claims extracted), the
 persisted ranking index is built from the database (``substantiate index build``), and
-``link`` runs with that index. Each stage runs in its own interpreter, so each peak
-resident memory is that stage's own.
+``link`` runs with that index. Each study carries a ``record_sha256``, as every study loaded
+from PubMed (``ingest medline``, E-utilities) does; ``link``'s currency check compares those
+(a study entered by hand, without one, is fingerprinted by reading its text instead).
+Each stage runs in its own interpreter, so each peak resident memory is that stage's own.
 
 Reported: the index build's time (reading the studies included), size and peak memory;
 link's time per claim (p50 / p95 / max, from one claim finished to the next: ranking, fit
@@ -19,6 +21,7 @@ memory (which includes the memory-mapped index pages it touched and the live stu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -38,6 +41,7 @@ from sqlalchemy import create_engine, insert, text
 from benchmarks.retrieval import load_corpus
 from benchmarks.scale_index import synthetic
 from evidence import db, linking, ranking_index
+from evidence.match import Document
 from evidence.models import Study
 from substantiate import jobs
 
@@ -60,6 +64,11 @@ def _peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _record_hash(doc: Document) -> str:
+    """A stand-in for the content hash every study loaded from PubMed carries."""
+    return hashlib.sha256(f"{doc.doc_id}\x1f{doc.title}\x1f{doc.abstract}".encode()).hexdigest()
+
+
 def stage_load(url: str, scifact: Path, n: int, seeds: Path) -> dict[str, Any]:
     engine = db.make_engine(url)
     db.upgrade(engine)
@@ -72,7 +81,7 @@ def stage_load(url: str, scifact: Path, n: int, seeds: Path) -> dict[str, Any]:
             docs = synthetic(corpus, min(batch, n - start), offset=start)
             conn.execute(insert(Study), [
                 {**defaults, "pmid": str(FIRST_PMID + int(d.doc_id)), "title": d.title,
-                 "abstract": d.abstract} for d in docs])
+                 "abstract": d.abstract, "record_sha256": _record_hash(d)} for d in docs])
     t1 = time.perf_counter()
     articles = sorted(str(p) for p in seeds.glob("*.txt"))
     jobs.ingest_articles(engine, articles)

@@ -236,7 +236,9 @@ def live_studies(engine: Engine) -> StudySet:
                 bytes(block), dtype=np.uint8).reshape(-1, 32)
             n += len(partition)
     ids, prints = ids[:n].copy(), prints[:n].copy()
-    for position, doc in zip(unhashed, _documents(engine, [int(ids[i]) for i in unhashed]),
+    # Studies entered without a PubMed record (by hand) are fingerprinted by their text,
+    # read 500 at a time: memory stays flat however many there are.
+    for position, doc in zip(unhashed, documents(engine, [int(ids[i]) for i in unhashed]),
                              strict=True):
         prints[position] = np.frombuffer(_content_digest(doc), dtype=np.uint8)
     return StudySet(ids, prints)
