@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,15 +110,20 @@ def test_an_index_of_another_database_is_rebuilt(engine: Engine, tmp_path: Path)
     assert report.action == "built" and report.reason.startswith("built from another")
 
 
-def test_the_manifest_keeps_study_fingerprints_in_compact_arrays(
-    engine: Engine, tmp_path: Path,
-) -> None:
+def _built(engine: Engine, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The three studies indexed: the index directory, its generation and its manifest."""
     path = tmp_path / "index"
     _studies(engine)
     ranking_index.build(engine, path)
     gen = ranking_index._generation(path)
     assert gen is not None
-    manifest = json.loads((gen / "manifest.json").read_text())
+    return path, gen, json.loads((gen / "manifest.json").read_text())
+
+
+def test_the_manifest_keeps_study_fingerprints_in_compact_arrays(
+    engine: Engine, tmp_path: Path,
+) -> None:
+    _path, gen, manifest = _built(engine, tmp_path)
     assert manifest["format"] == 2 and manifest["studies"] == 3  # a count, not a listing
     ids = np.load(gen / "studies.ids.npy")
     prints = np.load(gen / "studies.fingerprints.npy")
@@ -132,12 +138,7 @@ def test_the_manifest_keeps_study_fingerprints_in_compact_arrays(
 
 
 def test_an_index_of_the_older_format_is_rebuilt(engine: Engine, tmp_path: Path) -> None:
-    path = tmp_path / "index"
-    _studies(engine)
-    ranking_index.build(engine, path)
-    gen = ranking_index._generation(path)
-    assert gen is not None
-    manifest = json.loads((gen / "manifest.json").read_text())
+    path, gen, manifest = _built(engine, tmp_path)
     manifest.update(format=1, studies={"1": ["90000201", "x"]})
     (gen / "manifest.json").write_text(json.dumps(manifest))
     (gen / "studies.ids.npy").unlink()
