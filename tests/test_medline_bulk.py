@@ -259,9 +259,10 @@ def test_a_worker_that_dies_fails_the_run_with_one_line_instead_of_hanging(
         jobs.ingest_medline(engine, files, batch_size=7, workers=2)
 
 
-def test_large_values_are_stored_with_lz4_on_postgresql(engine: Engine, tmp_path: Path) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("value compression is PostgreSQL's; SQLite stores values as given")
+def test_large_values_are_stored_with_lz4_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    # Value compression is PostgreSQL's; SQLite stores values as given.
+    engine = db.make_engine(pg_url)
+    db.create_all(engine)
     long_abstract = " ".join(f"Finding {i}: magnesium improved sleep latency." for i in range(200))
     path = _write(tmp_path / "pubmed25n0001.xml.gz", article_set(
         article_xml(str(FIRST + 500), title="Magnesium and sleep", abstract=long_abstract)))
@@ -271,5 +272,6 @@ def test_large_values_are_stored_with_lz4_on_postgresql(engine: Engine, tmp_path
             "SELECT pg_column_compression(abstract), abstract FROM study WHERE pmid = %s",
             (str(FIRST + 500),)).one()
         server_default = conn.exec_driver_sql("SHOW default_toast_compression").scalar()
+    engine.dispose()
     assert compressed == ("lz4", long_abstract)  # compressed with lz4, read back exactly
     assert server_default == "pglz"  # only the load's own transactions are switched
