@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -212,30 +213,22 @@ def live_studies(engine: Engine) -> StudySet:
     Rows are streamed (``_FETCH`` at a time) into two compact arrays: about 40 bytes a
     study, never a Python object per study for the whole collection.
     """
-    ids = np.zeros(_FETCH, dtype=np.int64)
-    prints = np.zeros((_FETCH, 32), dtype=np.uint8)
+    id_buffer = array("q")  # int64, no Python object per study
+    print_buffer = bytearray()  # 32 bytes per study
     unhashed: list[int] = []  # positions of studies without a parsable record hash
-    n = 0
     with read_session(engine) as session:
         stmt = (select(Study.id, Study.record_sha256).where(col(Study.deleted).is_(False))
                 .order_by(col(Study.id)).execution_options(yield_per=_FETCH))
         for partition in session.execute(stmt).partitions():
-            if n + len(partition) > len(ids):
-                size = max(2 * len(ids), n + len(partition))
-                ids = np.resize(ids, size)
-                prints = np.resize(prints, (size, 32))
-            block = bytearray()
-            for i, (sid, sha) in enumerate(partition):
-                ids[n + i] = sid
+            for sid, sha in partition:
                 raw = _digest(sha) if sha else None
                 if raw is None:
-                    unhashed.append(n + i)
+                    unhashed.append(len(id_buffer))
                     raw = bytes(32)
-                block += raw
-            prints[n : n + len(partition)] = np.frombuffer(
-                bytes(block), dtype=np.uint8).reshape(-1, 32)
-            n += len(partition)
-    ids, prints = ids[:n].copy(), prints[:n].copy()
+                id_buffer.append(sid)
+                print_buffer += raw
+    ids = np.frombuffer(id_buffer, dtype=np.int64).copy()
+    prints = np.frombuffer(bytes(print_buffer), dtype=np.uint8).reshape(-1, 32).copy()
     # Studies entered without a PubMed record (by hand) are fingerprinted by their text,
     # read 500 at a time: memory stays flat however many there are.
     for position, doc in zip(unhashed, documents(engine, [int(ids[i]) for i in unhashed]),
