@@ -6,6 +6,7 @@ databases through the ``engine`` / ``db_url`` fixtures.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import sys
@@ -275,3 +276,22 @@ def test_large_values_are_stored_with_lz4_on_postgresql(pg_url: str, tmp_path: P
     engine.dispose()
     assert compressed == ("lz4", long_abstract)  # compressed with lz4, read back exactly
     assert server_default == "pglz"  # only the load's own transactions are switched
+
+
+def test_the_collector_is_paused_while_parsing_and_back_while_the_caller_holds_a_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = _write(tmp_path / "pubmed25n0001.xml.gz", article_set(*[_rec(i) for i in range(5)]))
+    parsing: list[bool] = []
+
+    def watched(source: Path) -> Iterator[Any]:
+        for item in iter_pubmed(source):
+            parsing.append(gc.isenabled())
+            yield item
+
+    monkeypatch.setattr(medline, "iter_pubmed", watched)
+    holding = [gc.isenabled() for _chunk in medline.prepare_file(
+        path, dialect="sqlite", batch_size=2)]
+    assert parsing == [False] * 5  # paused while records are parsed and prepared
+    assert holding == [True] * 3  # on while the caller has a chunk in hand
+    assert gc.isenabled()  # and on afterwards

@@ -134,6 +134,9 @@ def test_record_repr_is_the_dataclass_repr_so_content_hashes_are_unchanged() -> 
     assert any(isinstance(i, DeletedCitations) for i in items)
     for item in items:
         assert repr(item) == _dataclass_repr(item)
+    # ... written without reprlib's recursion guard (the generated repr wraps it).
+    for cls in (PubmedRecord, DeletedCitations, Author, MeshHeading, MeshQualifier):
+        assert not hasattr(cls.__repr__, "__wrapped__"), cls
 
 
 def test_comment_in_title_is_dropped_but_its_tail_kept() -> None:
